@@ -1,0 +1,137 @@
+/*
+ * tpipe.h — the public API of tpipe, and nothing else public.
+ *
+ * tpipe runs Hugging Face transformer checkpoints on the CPU through four
+ * pipelines (fill-mask, sentiment, zero-shot classification, text generation),
+ * single and batched.
+ *
+ * Conventions (see ../shared/STYLE.md):
+ *   - Opaque handles; functions are named tp_<object>_<verb>.
+ *   - Every params struct has tp_X_default_params(); passing NULL means defaults.
+ *   - Every fallible call returns tp_status and fills an optional tp_error *err
+ *     (may be NULL) with the status, the failing item index and a message.
+ *   - Batch calls return one result per input item, in order, each with its own
+ *     status; the call's own status is only for batch-level failures. An empty
+ *     batch is TP_OK with zero results.
+ *   - Results are owned by the caller and freed with the documented tp_*_free.
+ *   - The library never prints, exits or aborts; logging goes to a callback
+ *     (silent by default).
+ *   - A loaded model is read-only and may be shared across threads; each call
+ *     uses its own scratch state. The log callback setter is not thread-safe
+ *     with respect to concurrent logging and should be called at start-up.
+ */
+#ifndef TPIPE_H
+#define TPIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TPIPE_VERSION_MAJOR 0
+#define TPIPE_VERSION_MINOR 1
+#define TPIPE_VERSION_PATCH 0
+
+/* ======================================================================== */
+/* Core: status, errors, logging, CPU features                              */
+/* ======================================================================== */
+
+typedef enum tp_status {
+    TP_OK = 0,
+    TP_ERR_INVALID_ARGUMENT, /* a NULL or out-of-range argument                    */
+    TP_ERR_OUT_OF_MEMORY,    /* an allocation failed or a size overflowed          */
+    TP_ERR_IO,               /* a file could not be opened, read, mapped or written */
+    TP_ERR_FORMAT,           /* a file is malformed (names the file and the field) */
+    TP_ERR_UNSUPPORTED,      /* well-formed, but not supported by tpipe            */
+    TP_ERR_NOT_FOUND,        /* a model, file, tensor or key does not exist        */
+    TP_ERR_INPUT,            /* an input item is invalid (bad UTF-8, no mask, ...)  */
+    TP_ERR_TOO_LONG,         /* an input is longer than the model's context        */
+    TP_ERR_TEMPLATE,         /* a chat template failed to parse or raised          */
+    TP_ERR_NETWORK,          /* a download failed                                  */
+    TP_ERR_CANCELLED,        /* cancelled by a callback                            */
+    TP_ERR_INTERNAL,         /* a bug in tpipe: please report it                   */
+    TP_STATUS_COUNT
+} tp_status;
+
+#define TP_ERROR_MESSAGE_MAX 512
+
+typedef struct tp_error {
+    tp_status status;
+    long item;                          /* failing item index in a batch, or -1 */
+    char message[TP_ERROR_MESSAGE_MAX]; /* NUL-terminated, human-readable       */
+} tp_error;
+
+/* The name of a status, e.g. "TP_ERR_FORMAT". Never NULL. */
+const char *tp_status_name(tp_status status);
+/* Resets err to TP_OK, item -1, empty message. err may be NULL. */
+void tp_error_clear(tp_error *err);
+
+typedef enum tp_log_level {
+    TP_LOG_DEBUG = 0,
+    TP_LOG_INFO = 1,
+    TP_LOG_WARN = 2,
+    TP_LOG_ERROR = 3
+} tp_log_level;
+
+typedef void (*tp_log_fn)(tp_log_level level, const char *message, void *user);
+/* Installs a log callback (NULL = silent, the default). Messages below min_level
+ * are not formatted. Call once at start-up, before other threads use tpipe. */
+void tp_set_log_callback(tp_log_fn fn, void *user, tp_log_level min_level);
+
+/* CPU features detected at run time (cpuid + xgetbv). */
+typedef struct tp_cpu_features {
+    bool avx2;
+    bool fma;
+    bool f16c;
+    bool avx512f;
+    bool avx512bw;
+    bool avx512vl;
+    bool avx512dq;
+    bool avx512_bf16;
+    bool avx512_vnni;
+} tp_cpu_features;
+
+tp_cpu_features tp_cpu_detect(void);
+
+typedef enum tp_isa {
+    TP_ISA_SCALAR = 0, /* portable C reference kernels */
+    TP_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C            */
+    TP_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ (+ BF16)  */
+} tp_isa;
+
+/* The kernel ISA level in use: the best the CPU supports, unless forced lower by
+ * the environment variable TPIPE_ISA=scalar|avx2|avx512 (read once) or by
+ * tp_set_isa(). tp_set_isa returns TP_ERR_UNSUPPORTED when the CPU lacks it.
+ * Not thread-safe against concurrent inference: call it between calls. */
+tp_isa tp_get_isa(void);
+tp_status tp_set_isa(tp_isa isa, tp_error *err);
+const char *tp_isa_name(tp_isa isa);
+
+/* Number of online CPU cores (the default thread count). */
+int tp_num_cores(void);
+
+/* ==== MODULE SECTIONS BELOW: each module owns its marked section. ==== */
+
+/* ---- io: model files, model resolution, model info (section: io) ---- */
+/* ---- end io ---- */
+
+/* ---- tokenizer (section: tokenizer) ---- */
+/* ---- end tokenizer ---- */
+
+/* ---- chat templates (section: template) ---- */
+/* ---- end template ---- */
+
+/* ---- encoder pipelines (section: encoder) ---- */
+/* ---- end encoder ---- */
+
+/* ---- text generation (section: generate) ---- */
+/* ---- end generate ---- */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TPIPE_H */

@@ -1,0 +1,166 @@
+/*
+ * alloc.c — overflow-checked allocation, the bump arena and the growable buffer.
+ *
+ * Every size computed from untrusted numbers (file headers, batch sizes) goes
+ * through tp_mul_size/tp_add_size before it reaches an allocator.
+ */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool tp_align_up(size_t n, size_t align, size_t *out) {
+    size_t t;
+    if (!tp_add_size(n, align - 1, &t))
+        return false;
+    *out = t & ~(align - 1);
+    return true;
+}
+
+void *tp_aligned_alloc(size_t n, size_t size) {
+    size_t bytes, rounded;
+    if (!tp_mul_size(n, size, &bytes) || !tp_align_up(bytes ? bytes : 1, TP_ALIGN, &rounded))
+        return NULL;
+    return aligned_alloc(TP_ALIGN, rounded);
+}
+
+void *tp_aligned_calloc(size_t n, size_t size) {
+    void *p = tp_aligned_alloc(n, size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void tp_aligned_free(void *p) {
+    free(p);
+}
+
+void *tp_malloc_array(size_t n, size_t size) {
+    size_t bytes;
+    if (!tp_mul_size(n, size, &bytes))
+        return NULL;
+    return malloc(bytes ? bytes : 1);
+}
+
+void *tp_realloc_array(void *p, size_t n, size_t size) {
+    size_t bytes;
+    if (!tp_mul_size(n, size, &bytes))
+        return NULL;
+    return realloc(p, bytes ? bytes : 1);
+}
+
+char *tp_strdup(const char *s) {
+    return tp_strndup(s, strlen(s));
+}
+
+char *tp_strndup(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+tp_status tp_arena_init(tp_arena *a, size_t cap, tp_error *err) {
+    memset(a, 0, sizeof *a);
+    a->base = tp_aligned_alloc(cap, 1);
+    if (!a->base)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "arena: cannot allocate %zu bytes", cap);
+    a->cap = cap;
+    return TP_OK;
+}
+
+void *tp_arena_alloc(tp_arena *a, size_t n, size_t size) {
+    size_t bytes, start, end;
+    if (!tp_mul_size(n, size, &bytes) || !tp_align_up(a->used, TP_ALIGN, &start) ||
+        !tp_add_size(start, bytes, &end) || end > a->cap)
+        return NULL;
+    a->used = end;
+    if (end > a->high_water)
+        a->high_water = end;
+    return a->base + start;
+}
+
+void tp_arena_reset(tp_arena *a) {
+    a->used = 0;
+}
+
+void tp_arena_free(tp_arena *a) {
+    tp_aligned_free(a->base);
+    memset(a, 0, sizeof *a);
+}
+
+static bool buf_reserve(tp_buf *b, size_t extra) {
+    if (b->oom)
+        return false;
+    size_t need;
+    if (!tp_add_size(b->len, extra, &need) || !tp_add_size(need, 1, &need)) {
+        b->oom = true;
+        return false;
+    }
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    char *d = realloc(b->data, cap);
+    if (!d) {
+        b->oom = true;
+        return false;
+    }
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+void tp_buf_append(tp_buf *b, const void *data, size_t n) {
+    if (!buf_reserve(b, n))
+        return;
+    if (n)
+        memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void tp_buf_puts(tp_buf *b, const char *s) {
+    tp_buf_append(b, s, strlen(s));
+}
+
+void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n)) {
+        va_end(ap2);
+        return;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+void tp_buf_free(tp_buf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+char *tp_buf_take(tp_buf *b) {
+    if (b->oom) {
+        tp_buf_free(b);
+        return NULL;
+    }
+    if (!b->data)
+        return tp_strdup("");
+    char *d = b->data;
+    memset(b, 0, sizeof *b);
+    return d;
+}
