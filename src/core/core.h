@@ -13,6 +13,49 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* ---- element types of tensors (safetensors dtypes) ---- */
+typedef enum tp_dtype {
+    TP_DTYPE_F32 = 0,
+    TP_DTYPE_F16,
+    TP_DTYPE_BF16,
+    TP_DTYPE_F64,
+    TP_DTYPE_I8,
+    TP_DTYPE_U8,
+    TP_DTYPE_I16,
+    TP_DTYPE_U16,
+    TP_DTYPE_I32,
+    TP_DTYPE_U32,
+    TP_DTYPE_I64,
+    TP_DTYPE_U64,
+    TP_DTYPE_BOOL,
+    TP_DTYPE_COUNT
+} tp_dtype;
+
+size_t tp_dtype_size(tp_dtype t);      /* bytes per element */
+const char *tp_dtype_name(tp_dtype t); /* safetensors spelling: "F32", "BF16", ... */
+
+/* Exact bf16/f16 -> f32 widening and round-to-nearest-even f32 -> bf16. */
+static inline float tp_bf16_to_f32(uint16_t h) {
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+static inline uint16_t tp_f32_to_bf16(float f) {
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.f = f;
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it a quiet NaN */
+        return (uint16_t)((v.u >> 16) | 0x40);
+    uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)((v.u + rounding) >> 16);
+}
+float tp_f16_to_f32(uint16_t h);
+
 /* ---- errors ---- */
 
 /* Sets err (if non-NULL) to status + formatted message, item -1; returns status.

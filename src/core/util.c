@@ -176,3 +176,63 @@ char *tp_path_join(const char *a, const char *b) {
     memcpy(p + la + 1, b, lb + 1);
     return p;
 }
+
+size_t tp_dtype_size(tp_dtype t) {
+    switch (t) {
+    case TP_DTYPE_F64:
+    case TP_DTYPE_I64:
+    case TP_DTYPE_U64:
+        return 8;
+    case TP_DTYPE_F32:
+    case TP_DTYPE_I32:
+    case TP_DTYPE_U32:
+        return 4;
+    case TP_DTYPE_F16:
+    case TP_DTYPE_BF16:
+    case TP_DTYPE_I16:
+    case TP_DTYPE_U16:
+        return 2;
+    case TP_DTYPE_I8:
+    case TP_DTYPE_U8:
+    case TP_DTYPE_BOOL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *tp_dtype_name(tp_dtype t) {
+    static const char *const names[TP_DTYPE_COUNT] = {
+        "F32", "F16", "BF16", "F64", "I8", "U8", "I16", "U16", "I32", "U32", "I64", "U64", "BOOL",
+    };
+    return (unsigned)t < TP_DTYPE_COUNT ? names[t] : "?";
+}
+
+float tp_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1Fu;
+    uint32_t man = h & 0x3FFu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FFu) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = bits;
+    return v.f;
+}

@@ -1,0 +1,50 @@
+/*
+ * safetensors.h — zero-copy, strictly validated safetensors reader (internal).
+ *
+ * Owner: the foundation issue (#2). A tp_st_file maps one .safetensors file
+ * read-only; a tp_st_model is a set of them (one file, or the shards listed by
+ * model.safetensors.index.json) with one name -> tensor lookup. Tensor data
+ * pointers point into the mapping: nothing is copied, and pages are read only
+ * when touched.
+ */
+#ifndef TP_SAFETENSORS_H
+#define TP_SAFETENSORS_H
+
+#include "core/core.h"
+
+#define TP_ST_MAX_DIMS 8
+
+typedef struct tp_st_tensor {
+    const char *name;  /* owned by the file */
+    tp_dtype dtype;
+    int n_dims;
+    int64_t shape[TP_ST_MAX_DIMS];
+    int64_t n_elems;
+    const void *data;  /* into the mmap */
+    size_t n_bytes;
+    const char *file;  /* path of the file that holds it */
+} tp_st_tensor;
+
+typedef struct tp_st_model tp_st_model;
+
+/* Opens `path`, which is a .safetensors file, a model.safetensors.index.json,
+ * or a model folder (model.safetensors, else model.safetensors.index.json).
+ * Validates every header strictly; errors name the file and the tensor. */
+tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err);
+void tp_st_close(tp_st_model *m);
+
+size_t tp_st_count(const tp_st_model *m);
+const tp_st_tensor *tp_st_at(const tp_st_model *m, size_t i); /* sorted by name */
+const tp_st_tensor *tp_st_find(const tp_st_model *m, const char *name); /* NULL if absent */
+
+/* Finds `name` and checks its dtype class and shape: n_dims dims given in
+ * shape[] (-1 = any). Float tensors (F32/F16/BF16) are accepted when want is
+ * any float. Errors name the tensor, the file, and what was expected. */
+tp_status tp_st_get(const tp_st_model *m, const char *name, int n_dims, const int64_t *shape,
+                    const tp_st_tensor **out, tp_error *err);
+
+/* Copies a float tensor (F32/F16/BF16) into a new f32 array (malloc'd). For the
+ * small vectors (norm weights, biases) that models keep in f32. */
+tp_status tp_st_to_f32(const tp_st_tensor *t, float **out, tp_error *err);
+
+#endif /* TP_SAFETENSORS_H */
