@@ -37,8 +37,7 @@ static int tp_test_checks;
 
 #define CHECK_EQ_INT(a, b)                                                                         \
     CHECK_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
-#define CHECK_STR(a, b)                                                                            \
-    CHECK_MSG(strcmp((a), (b)) == 0, "\"%s\" != \"%s\"", (a), (b))
+#define CHECK_STR(a, b) CHECK_MSG(strcmp((a), (b)) == 0, "\"%s\" != \"%s\"", (a), (b))
 
 static inline int tp_test_exit(void) {
     if (tp_test_failures) {

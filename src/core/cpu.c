@@ -71,7 +71,7 @@ static int current_isa = -1;
 
 static tp_isa best_isa(void) {
     tp_cpu_features f = tp_cpu_detect();
-    tp_isa best = isa_supported(TP_ISA_AVX512, &f)  ? TP_ISA_AVX512
+    tp_isa best = isa_supported(TP_ISA_AVX512, &f) ? TP_ISA_AVX512
                   : isa_supported(TP_ISA_AVX2, &f) ? TP_ISA_AVX2
                                                    : TP_ISA_SCALAR;
     const char *env = getenv("TPIPE_ISA");

@@ -75,8 +75,7 @@ int tp_utf8_decode(const char *str, size_t n, uint32_t *cp) {
         *cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
         break;
     default:
-        *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) |
-              (s[3] & 0x3Fu);
+        *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
         break;
     }
     return len;

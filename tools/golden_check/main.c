@@ -11,10 +11,10 @@
 
 /* Provided by encoder.c / decoder.c; weak so that a build where one family is
  * not yet implemented reports that honestly as a FAIL instead of not linking. */
-__attribute__((weak)) int golden_check_encoder(const char *case_dir, const cJSON *golden,
-                                                char *why, size_t why_len);
-__attribute__((weak)) int golden_check_decoder(const char *case_dir, const cJSON *golden,
-                                                char *why, size_t why_len);
+__attribute__((weak)) int golden_check_encoder(const char *case_dir, const cJSON *golden, char *why,
+                                               size_t why_len);
+__attribute__((weak)) int golden_check_decoder(const char *case_dir, const cJSON *golden, char *why,
+                                               size_t why_len);
 
 static int check_case(const char *dir, char *why, size_t why_len) {
     char *path = tp_path_join(dir, "golden.json");
