@@ -119,6 +119,61 @@ int tp_num_cores(void);
 /* ---- end io ---- */
 
 /* ---- tokenizer (section: tokenizer) ---- */
+
+/* A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json). Immutable
+ * once loaded: one handle may be used by many threads at once. */
+typedef struct tp_tokenizer tp_tokenizer;
+
+/* Loads the tokenizer of a model folder, or of a Hugging Face id ("org/name")
+ * found in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+ * ~/.cache/huggingface/hub). Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments),
+ * TP_ERR_NOT_FOUND (no such folder / no tokenizer.json), TP_ERR_FORMAT
+ * (malformed file; the message names file and field), TP_ERR_UNSUPPORTED (a
+ * component type tpipe does not implement; named), TP_ERR_OUT_OF_MEMORY.
+ * On success *out owns the tokenizer: free it with tp_tokenizer_free. */
+tp_status tp_tokenizer_load(const char *model, tp_tokenizer **out, tp_error *err);
+void tp_tokenizer_free(tp_tokenizer *tok); /* NULL is a no-op */
+
+/* One encoded text. All arrays have n entries and belong to the result. */
+typedef struct tp_tokenization {
+    size_t n;
+    int32_t *ids;
+    char **tokens;     /* vocabulary strings of ids (NUL-terminated) */
+    uint32_t *offsets; /* (n, 2): byte [start, end) into the text; (0, 0) for added specials */
+    tp_status status;  /* per item in a batch */
+    char *error;       /* NULL, or the item's message when status != TP_OK */
+} tp_tokenization;
+
+/* Frees the arrays of r (not r itself); r is left zeroed. NULL is a no-op. */
+void tp_tokenization_free(tp_tokenization *r);
+
+/* Encodes a NUL-terminated UTF-8 text; add_special_tokens runs the
+ * tokenizer's post-processor (e.g. ModernBERT's [CLS] ... [SEP], Gemma3's <bos>).
+ * Errors: TP_ERR_INVALID_ARGUMENT, TP_ERR_INPUT (invalid UTF-8: the message gives
+ * the byte offset), TP_ERR_OUT_OF_MEMORY. The caller frees *out with
+ * tp_tokenization_free (also after an error: it is then empty). */
+tp_status tp_tokenizer_encode(const tp_tokenizer *tok, const char *text, bool add_special_tokens,
+                              tp_tokenization *out, tp_error *err);
+
+/* Encodes n texts on n_threads threads (<= 0: all cores). out[i] (caller's
+ * array of n) gets item i with its own status/error; free each with
+ * tp_tokenization_free. Returns TP_OK unless the batch itself failed
+ * (TP_ERR_INVALID_ARGUMENT, TP_ERR_OUT_OF_MEMORY). n == 0 is TP_OK. */
+tp_status tp_tokenizer_encode_batch(const tp_tokenizer *tok, const char *const *texts, size_t n,
+                                    bool add_special_tokens, int n_threads, tp_tokenization *out,
+                                    tp_error *err);
+
+/* Decodes ids to text as Hugging Face's tokenizer.decode does (skipping special
+ * tokens when asked; clean_up_tokenization_spaces as the tokenizer_config sets
+ * it). *out is malloc'd, NUL-terminated: free it with free(). Errors:
+ * TP_ERR_INVALID_ARGUMENT, TP_ERR_INPUT (an id outside the vocabulary),
+ * TP_ERR_OUT_OF_MEMORY. */
+tp_status tp_tokenizer_decode(const tp_tokenizer *tok, const int32_t *ids, size_t n,
+                              bool skip_special_tokens, char **out, tp_error *err);
+
+/* Number of ids (added tokens included). */
+size_t tp_tokenizer_vocab_size(const tp_tokenizer *tok);
+
 /* ---- end tokenizer ---- */
 
 /* ---- chat templates (section: template) ---- */
