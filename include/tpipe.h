@@ -177,6 +177,39 @@ size_t tp_tokenizer_vocab_size(const tp_tokenizer *tok);
 /* ---- end tokenizer ---- */
 
 /* ---- chat templates (section: template) ---- */
+
+/* A model's chat template (its Jinja chat_template, rendered as Python transformers
+ * does) plus its special tokens. Immutable once loaded: render from any thread. */
+typedef struct tp_chat_template tp_chat_template;
+
+typedef struct tp_chat_template_params {
+    bool add_generation_prompt; /* default true                                         */
+    int enable_thinking;        /* -1 (default): not passed; 0: false; 1: true           */
+    bool has_now;               /* strftime_now clock: false (default) = local time now; */
+    int64_t now;                /*   true = this Unix time, formatted as UTC             */
+} tp_chat_template_params;
+
+tp_chat_template_params tp_chat_template_default_params(void);
+
+/* Loads the chat template of a model folder: chat_template.jinja when present, else
+ * "chat_template" of tokenizer_config.json (a list of {name, template} uses "default");
+ * special tokens from tokenizer_config.json. No weights needed.
+ * Returns TP_ERR_NOT_FOUND (no template), TP_ERR_IO, TP_ERR_FORMAT (bad config JSON),
+ * TP_ERR_TEMPLATE (the template does not compile), TP_ERR_OUT_OF_MEMORY. */
+tp_status tp_chat_template_load(const char *model_dir, tp_chat_template **out, tp_error *err);
+
+/* Renders one input: `json` is a JSON object with "messages" (a list), optionally "tools"
+ * (absent: the template sees tools = None) and any other top-level fields, which become
+ * template variables (a field "add_generation_prompt" or "enable_thinking" in the object
+ * overrides params). *out is malloc'd (free with tp_chat_template_string_free).
+ * Returns TP_ERR_INPUT (bad JSON, no messages list), TP_ERR_TEMPLATE (the template
+ * raised or failed; the message names the template line), TP_ERR_OUT_OF_MEMORY. */
+tp_status tp_chat_template_render(const tp_chat_template *ct, const char *json,
+                                  const tp_chat_template_params *params, char **out,
+                                  tp_error *err);
+void tp_chat_template_string_free(char *s);
+void tp_chat_template_free(tp_chat_template *ct);
+
 /* ---- end template ---- */
 
 /* ---- encoder pipelines (section: encoder) ---- */
