@@ -1,0 +1,252 @@
+/*
+ * dispatch.c — the public kernel entry points of tensor.h.
+ *
+ * Each call picks the kernel table of tp_get_isa() (so TPIPE_ISA=scalar or
+ * tp_set_isa() switch every later call) and, for GEMM and attention, splits
+ * the work into tasks over output blocks for tp_pool_run. A task's result
+ * depends only on its index and the inputs: the per-element reduction order
+ * is fixed inside the kernels (see kernels.h), never by the split, which is
+ * why the results are the same for every thread count and batch composition.
+ */
+#include "tensor/kernels.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ---- kernel tables ---- */
+
+const tp_kernel_table *tp_kernels_for(tp_isa isa) {
+    (void)isa; /* the vector tables land in the next commits */
+    return &tp_kernels_ref;
+}
+
+const tp_kernel_table *tp_kernels_current(void) {
+    return tp_kernels_for(tp_get_isa());
+}
+
+bool tp_cpu_has_bf16(void) {
+    static atomic_int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        tp_cpu_features f = tp_cpu_detect();
+        v = f.avx512_bf16 ? 1 : 0;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+/* ---- linear layers ---- */
+
+tp_status tp_linear_prepare(tp_linear *l, tp_compute compute, tp_error *err) {
+    if (!l)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: linear is NULL");
+    if (compute != TP_COMPUTE_F32 && compute != TP_COMPUTE_BF16)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: unknown compute mode %d",
+                       (int)compute);
+    if (l->dtype != TP_DTYPE_F32 && l->dtype != TP_DTYPE_BF16 && l->dtype != TP_DTYPE_F16)
+        return tp_fail(err, TP_ERR_UNSUPPORTED,
+                       "tp_linear_prepare: weight dtype %s not supported (F32, BF16 or F16)",
+                       tp_dtype_name(l->dtype));
+    if (l->n_out <= 0 || l->n_in <= 0)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
+                       "tp_linear_prepare: bad shape (%lld, %lld): both must be > 0",
+                       (long long)l->n_out, (long long)l->n_in);
+    if (!l->w)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: weight pointer is NULL");
+    /* The kernels use the weights in place (see docs/kernels.md): nothing to pack. */
+    return TP_OK;
+}
+
+void tp_linear_release(tp_linear *l) {
+    if (l && l->packed) {
+        tp_aligned_free(l->packed);
+        l->packed = NULL;
+    }
+}
+
+/* Output blocks of a GEMM task. Any value gives the same results (the
+ * per-element order does not depend on them); they only set cache reuse and
+ * load balance. */
+#define GEMM_MB 64
+#define GEMM_NB 128
+
+typedef struct gemm_ctx {
+    const tp_kernel_table *kt;
+    tp_gemm_args a;
+    size_t m, n;
+    size_t mb, nb; /* block sizes */
+    size_t n_mblocks;
+} gemm_ctx;
+
+static void gemm_task(void *vctx, size_t task, int thread) {
+    (void)thread;
+    const gemm_ctx *c = vctx;
+    size_t bn = task / c->n_mblocks, bm = task % c->n_mblocks;
+    size_t m0 = bm * c->mb, n0 = bn * c->nb;
+    size_t m1 = m0 + c->mb < c->m ? m0 + c->mb : c->m;
+    size_t n1 = n0 + c->nb < c->n ? n0 + c->nb : c->n;
+    c->kt->gemm(&c->a, m0, m1, n0, n1);
+}
+
+void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, float *y, size_t ldy,
+               size_t m, tp_compute compute) {
+    if (m == 0)
+        return;
+    TP_ASSERT(l && l->w && x && y && l->n_in > 0 && l->n_out > 0);
+    TP_ASSERT(ldx >= (size_t)l->n_in && ldy >= (size_t)l->n_out);
+    gemm_ctx c;
+    c.kt = tp_kernels_current();
+    c.a.l = l;
+    c.a.x = x;
+    c.a.ldx = ldx;
+    c.a.y = y;
+    c.a.ldy = ldy;
+    /* bf16 compute applies to bf16 weights; other weights are multiplied in f32. */
+    c.a.compute = (compute == TP_COMPUTE_BF16 && l->dtype == TP_DTYPE_BF16) ? TP_COMPUTE_BF16
+                                                                            : TP_COMPUTE_F32;
+    c.m = m;
+    c.n = (size_t)l->n_out;
+    c.mb = m < GEMM_MB ? m : GEMM_MB;
+    c.nb = GEMM_NB;
+    c.n_mblocks = (m + c.mb - 1) / c.mb;
+    size_t n_nblocks = (c.n + c.nb - 1) / c.nb;
+    size_t tasks = c.n_mblocks * n_nblocks;
+    if (!pool || tasks == 1) {
+        for (size_t t = 0; t < tasks; t++)
+            gemm_task(&c, t, 0);
+        return;
+    }
+    tp_pool_run(pool, tasks, gemm_task, &c);
+}
+
+/* ---- row-wise kernels: cheap next to the GEMMs, run on the calling thread ---- */
+
+void tp_rmsnorm(const float *x, const float *w, float *out, size_t rows, size_t dim, float eps,
+                bool one_plus_w) {
+    if (rows == 0 || dim == 0)
+        return;
+    tp_kernels_current()->rmsnorm(x, w, out, rows, dim, eps, one_plus_w);
+}
+
+void tp_layernorm(const float *x, const float *w, const float *b, float *out, size_t rows,
+                  size_t dim, float eps) {
+    if (rows == 0 || dim == 0)
+        return;
+    tp_kernels_current()->layernorm(x, w, b, out, rows, dim, eps);
+}
+
+void tp_rope(float *x, size_t ld, size_t rows, int n_heads, int head_dim, const int32_t *pos,
+             const float *inv_freq) {
+    if (rows == 0 || n_heads <= 0 || head_dim < 2)
+        return;
+    TP_ASSERT(head_dim % 2 == 0);
+    tp_kernels_current()->rope(x, ld, rows, n_heads, head_dim, pos, inv_freq);
+}
+
+void tp_rope_inv_freq(float *inv_freq, int head_dim, double theta, double linear_scale) {
+    if (linear_scale <= 0.0)
+        linear_scale = 1.0;
+    for (int k = 0; k < head_dim / 2; k++)
+        inv_freq[k] =
+            (float)(1.0 / (pow(theta, (double)(2 * k) / (double)head_dim) * linear_scale));
+}
+
+void tp_softmax(float *x, size_t n) {
+    if (n == 0)
+        return;
+    tp_kernels_current()->softmax(x, n);
+}
+
+void tp_gelu_erf(const float *x, float *out, size_t n) {
+    if (n)
+        tp_kernels_current()->gelu_erf(x, out, n);
+}
+void tp_gelu_tanh(const float *x, float *out, size_t n) {
+    if (n)
+        tp_kernels_current()->gelu_tanh(x, out, n);
+}
+void tp_silu(const float *x, float *out, size_t n) {
+    if (n)
+        tp_kernels_current()->silu(x, out, n);
+}
+void tp_glu(const float *x, float *out, size_t rows, size_t d, tp_act act) {
+    if (rows && d)
+        tp_kernels_current()->glu(x, out, rows, d, act);
+}
+
+void tp_embed(const void *table, tp_dtype dtype, const int32_t *ids, size_t n, size_t dim,
+              float scale, float *out) {
+    if (n == 0 || dim == 0)
+        return;
+    TP_ASSERT(dtype == TP_DTYPE_F32 || dtype == TP_DTYPE_BF16 || dtype == TP_DTYPE_F16);
+    for (size_t r = 0; r < n; r++)
+        TP_ASSERT(ids[r] >= 0);
+    tp_kernels_current()->embed(table, dtype, ids, n, dim, scale, out);
+}
+
+void tp_add(float *y, const float *x, size_t n) {
+    if (n)
+        tp_kernels_current()->add(y, x, n);
+}
+
+/* ---- attention ---- */
+
+/* Query rows per task. Results do not depend on it (rows are independent). */
+#define ATTN_RB 32
+
+typedef struct attn_ctx {
+    const tp_kernel_table *kt;
+    const tp_attn_seq *seqs;
+    size_t n_seqs;
+    const tp_attn_params *p;
+    int head_groups; /* tasks per row block: one per kv head */
+} attn_ctx;
+
+static void attn_task(void *vctx, size_t task, int thread) {
+    (void)thread;
+    const attn_ctx *c = vctx;
+    size_t per_rb = (size_t)c->head_groups;
+    size_t rb_index = task / per_rb;
+    int g = (int)(task % per_rb);
+    /* find the sequence holding row block rb_index (linear: n_seqs is small) */
+    for (size_t s = 0; s < c->n_seqs; s++) {
+        size_t nrb = ((size_t)c->seqs[s].n_q + ATTN_RB - 1) / ATTN_RB;
+        if (rb_index < nrb) {
+            int group = c->p->n_heads / c->p->n_kv_heads;
+            tp_attn_job job;
+            job.s = &c->seqs[s];
+            job.p = c->p;
+            job.r0 = (int)rb_index * ATTN_RB;
+            job.r1 = job.r0 + ATTN_RB < c->seqs[s].n_q ? job.r0 + ATTN_RB : c->seqs[s].n_q;
+            job.h0 = g * group;
+            job.h1 = job.h0 + group;
+            c->kt->attention(&job);
+            return;
+        }
+        rb_index -= nrb;
+    }
+}
+
+void tp_attention(tp_pool *pool, const tp_attn_seq *seqs, size_t n_seqs, const tp_attn_params *p) {
+    if (n_seqs == 0)
+        return;
+    TP_ASSERT(seqs && p && p->n_heads > 0 && p->n_kv_heads > 0 && p->head_dim > 0);
+    TP_ASSERT(p->n_heads % p->n_kv_heads == 0);
+    size_t row_blocks = 0;
+    for (size_t s = 0; s < n_seqs; s++) {
+        TP_ASSERT(seqs[s].n_q >= 0 && seqs[s].kv_len >= 0);
+        TP_ASSERT(seqs[s].n_q == 0 || seqs[s].kv_len == 0 || seqs[s].block_size > 0);
+        row_blocks += ((size_t)seqs[s].n_q + ATTN_RB - 1) / ATTN_RB;
+    }
+    attn_ctx c = {tp_kernels_current(), seqs, n_seqs, p, p->n_kv_heads};
+    size_t tasks = row_blocks * (size_t)c.head_groups;
+    if (tasks == 0)
+        return;
+    if (!pool || tasks == 1) {
+        for (size_t t = 0; t < tasks; t++)
+            attn_task(&c, t, 0);
+        return;
+    }
+    tp_pool_run(pool, tasks, attn_task, &c);
+}

@@ -1,0 +1,91 @@
+/*
+ * kernels.h — the per-ISA kernel tables behind tensor.h (private to src/tensor
+ * and its tests/benchmarks).
+ *
+ * Every kernel exists once per ISA level: ref.c (portable C, the reference
+ * semantics), *_avx2.c and *_avx512.c. dispatch.c picks a table per call from
+ * tp_get_isa() and does the threading, so an ISA file only has to compute a
+ * rectangle of output elements.
+ *
+ * GEMM reduction order (what makes every kernel batch- and thread-invariant):
+ * an output element y[i][n] is computed by one function of (x row i, W row n,
+ * K) only — never of M, of the tile it lands in, or of the thread. The vector
+ * kernels are "dot style": each element has its own vector accumulator over
+ * k (lane = k mod vector width), K tails are masked loads (zeros), and the
+ * lanes are reduced by one fixed tree. Tiles of R rows x C columns and their
+ * edges run this same per-element sequence, so M=1 and M=4096 agree bit for bit.
+ */
+#ifndef TP_TENSOR_KERNELS_H
+#define TP_TENSOR_KERNELS_H
+
+#include "tensor/tensor.h"
+
+/* One GEMM job: y[m0:m1, n0:n1] = x[m0:m1, :] W[n0:n1, :]^T (+ bias). */
+typedef struct tp_gemm_args {
+    const tp_linear *l;
+    const float *x; /* (m, K), row stride ldx */
+    size_t ldx;
+    float *y; /* (m, N), row stride ldy */
+    size_t ldy;
+    tp_compute compute; /* BF16 only reaches a kernel for BF16 weights */
+} tp_gemm_args;
+
+/* One attention job: rows [r0, r1) of sequence s, query heads [h0, h1). */
+typedef struct tp_attn_job {
+    const tp_attn_seq *s;
+    const tp_attn_params *p;
+    int r0, r1;
+    int h0, h1;
+} tp_attn_job;
+
+typedef struct tp_kernel_table {
+    const char *name;
+    void (*gemm)(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+    void (*rmsnorm)(const float *x, const float *w, float *out, size_t rows, size_t dim, float eps,
+                    bool one_plus_w);
+    void (*layernorm)(const float *x, const float *w, const float *b, float *out, size_t rows,
+                      size_t dim, float eps);
+    void (*rope)(float *x, size_t ld, size_t rows, int n_heads, int head_dim, const int32_t *pos,
+                 const float *inv_freq);
+    void (*softmax)(float *x, size_t n);
+    void (*gelu_erf)(const float *x, float *out, size_t n);
+    void (*gelu_tanh)(const float *x, float *out, size_t n);
+    void (*silu)(const float *x, float *out, size_t n);
+    void (*glu)(const float *x, float *out, size_t rows, size_t d, tp_act act);
+    void (*embed)(const void *table, tp_dtype dtype, const int32_t *ids, size_t n, size_t dim,
+                  float scale, float *out);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*attention)(const tp_attn_job *job);
+} tp_kernel_table;
+
+extern const tp_kernel_table tp_kernels_ref;
+extern const tp_kernel_table tp_kernels_avx2;
+extern const tp_kernel_table tp_kernels_avx512;
+
+/* The table tp_get_isa() selects (what the public functions use). */
+const tp_kernel_table *tp_kernels_current(void);
+/* The table for a given ISA level (tests compare them); NULL if not built. */
+const tp_kernel_table *tp_kernels_for(tp_isa isa);
+/* Whether the CPU has AVX512_BF16 (cached). */
+bool tp_cpu_has_bf16(void);
+
+/* Visible key range [lo, hi] (inclusive) of query position pos; hi < lo if none. */
+static inline void tp_attn_range(const tp_attn_params *p, int kv_len, int pos, int *lo, int *hi) {
+    int a = 0, b = kv_len - 1;
+    if (p->causal && pos < b)
+        b = pos;
+    if (p->window_left >= 0 && pos - p->window_left > a)
+        a = pos - p->window_left;
+    if (p->window_right >= 0 && pos + p->window_right < b)
+        b = pos + p->window_right;
+    *lo = a;
+    *hi = b;
+}
+
+/* Pointer to row j of the key (or value) cache of a sequence. */
+static inline const float *tp_attn_kv_row(const float *const *blocks, int block_size, size_t kv_ld,
+                                          int j) {
+    return blocks[j / block_size] + (size_t)(j % block_size) * kv_ld;
+}
+
+#endif /* TP_TENSOR_KERNELS_H */
