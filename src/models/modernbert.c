@@ -37,7 +37,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum mb_act { MB_ACT_GELU_ERF, MB_ACT_GELU_TANH, MB_ACT_SILU, MB_ACT_RELU, MB_ACT_TANH } mb_act;
+typedef enum mb_act {
+    MB_ACT_GELU_ERF,
+    MB_ACT_GELU_TANH,
+    MB_ACT_SILU,
+    MB_ACT_RELU,
+    MB_ACT_TANH
+} mb_act;
 
 typedef struct mb_norm {
     float *w; /* (H) */
@@ -70,7 +76,7 @@ typedef struct mb_model {
     mb_norm emb_norm;
     mb_layer *layers; /* (n_layers) */
     mb_norm final_norm;
-    bool has_head; /* head.dense + head.norm present (MLM and classifier) */
+    bool has_head;        /* head.dense + head.norm present (MLM and classifier) */
     tp_linear head_dense; /* (H, H) */
     mb_norm head_norm;
     tp_linear decoder;    /* (V, H): MLM only */
@@ -250,8 +256,7 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
 
     int64_t max_pos = 8192, every_n = 3, local_attention = 128;
     double eps = 1e-5, theta_g = 160000.0, theta_l = 10000.0;
-    bool norm_bias = false, attn_bias = false, mlp_bias = false, cls_bias = false,
-         dec_bias = true;
+    bool norm_bias = false, attn_bias = false, mlp_bias = false, cls_bias = false, dec_bias = true;
     CFG_INT("vocab_size", 50368, m->V);
     CFG_INT("hidden_size", 768, m->H);
     CFG_INT("intermediate_size", 1152, m->I);
@@ -331,8 +336,8 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
     if (layer_types && !cJSON_IsNull(layer_types) &&
         (!cJSON_IsArray(layer_types) || cJSON_GetArraySize(layer_types) != (int)m->n_layers)) {
         s = tp_fail(err, TP_ERR_FORMAT,
-                    "%s: layer_types must be a list of num_hidden_layers (%lld) strings",
-                    cfg->path, (long long)m->n_layers);
+                    "%s: layer_types must be a list of num_hidden_layers (%lld) strings", cfg->path,
+                    (long long)m->n_layers);
         goto fail;
     }
     m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
@@ -525,10 +530,13 @@ static void apply_act(mb_act act, float *x, size_t n) {
 }
 
 static tp_act glu_act(mb_act a) {
-    return a == MB_ACT_GELU_TANH ? TP_ACT_GELU_TANH : a == MB_ACT_SILU ? TP_ACT_SILU : TP_ACT_GELU_ERF;
+    return a == MB_ACT_GELU_TANH ? TP_ACT_GELU_TANH
+           : a == MB_ACT_SILU    ? TP_ACT_SILU
+                                 : TP_ACT_GELU_ERF;
 }
 
-static void layernorm(const mb_model *m, const mb_norm *n, const float *x, float *out, size_t rows) {
+static void layernorm(const mb_model *m, const mb_norm *n, const float *x, float *out,
+                      size_t rows) {
     tp_layernorm(x, n->w, n->b, out, rows, (size_t)m->H, m->norm_eps);
 }
 
@@ -576,15 +584,16 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
                            (int)b->mlm_rows[r]);
     }
     if (b->mlm_logits && net->head != TP_ENC_HEAD_MLM)
-        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "modernbert: this model has no masked-LM head");
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
+                       "modernbert: this model has no masked-LM head");
     if (b->cls_logits && net->head != TP_ENC_HEAD_CLASSIFY)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
                        "modernbert: this model has no sequence-classification head");
 
     /* ---- carve the scratch (sizes as in mb_scratch_bytes) ---- */
     tp_arena_reset(a);
-    float *x = tp_arena_alloc(a, T, H * sizeof(float));       /* (T, H) residual stream */
-    float *h = tp_arena_alloc(a, T, H * sizeof(float));       /* (T, H) normed input / sublayer out */
+    float *x = tp_arena_alloc(a, T, H * sizeof(float)); /* (T, H) residual stream */
+    float *h = tp_arena_alloc(a, T, H * sizeof(float)); /* (T, H) normed input / sublayer out */
     float *qkv = tp_arena_alloc(a, T, 3 * H * sizeof(float)); /* (T, 3H) [q | k | v] */
     float *att = tp_arena_alloc(a, T, H * sizeof(float));     /* (T, H) attention output */
     float *wi = tp_arena_alloc(a, T, 2 * I * sizeof(float));  /* (T, 2I) [input | gate] */
