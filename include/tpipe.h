@@ -213,6 +213,240 @@ void tp_chat_template_free(tp_chat_template *ct);
 /* ---- end template ---- */
 
 /* ---- encoder pipelines (section: encoder) ---- */
+
+/* A loaded model: weights (mmap'd, zero-copy), config, tokenizer and the
+ * family's network. Immutable after load; one handle may be shared by several
+ * threads: calls on one model take turns on its thread pool (each call has
+ * its own scratch memory, so results never depend on other calls). */
+typedef struct tp_model tp_model;
+
+typedef enum tp_precision {
+    TP_PRECISION_F32 = 0, /* f32 activations and accumulation (what the golden tests check) */
+    TP_PRECISION_BF16 = 1 /* activations rounded to bf16, AVX512_BF16 dot products, f32
+                             accumulation; on CPUs without AVX512_BF16 falls back to f32
+                             with a logged notice */
+} tp_precision;
+
+typedef struct tp_model_params {
+    int n_threads;           /* inference threads; <= 0: all cores (default 0)              */
+    tp_precision precision;  /* default TP_PRECISION_F32                                     */
+    size_t max_batch_tokens; /* tokens per micro-batch; 0 (default): the most that fits in
+                                memory_budget for this model                                */
+    size_t memory_budget;    /* bytes of scratch + head outputs a micro-batch may use;
+                                0 (default): 256 MiB. Peak memory of a batch call is bounded
+                                by this (plus the inputs and results), whatever its size.   */
+} tp_model_params;
+
+tp_model_params tp_model_default_params(void);
+
+/* Loads a model from a local folder, or from a Hugging Face id ("org/name")
+ * found in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+ * ~/.cache/huggingface/hub). Reads config.json, the safetensors weights,
+ * tokenizer.json (+ tokenizer_config.json) and, when present,
+ * generation_config.json. params NULL = defaults.
+ * Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments, bad params), TP_ERR_NOT_FOUND
+ * (no such folder or id, a required file or tensor missing: named),
+ * TP_ERR_FORMAT (a malformed file: names the file and the field or tensor),
+ * TP_ERR_UNSUPPORTED (a model family or setting tpipe does not implement),
+ * TP_ERR_IO, TP_ERR_OUT_OF_MEMORY. On success *out owns the model: free it
+ * with tp_model_free. */
+tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, tp_model **out,
+                        tp_error *err);
+void tp_model_free(tp_model *model); /* NULL is a no-op */
+
+typedef enum tp_model_task {
+    TP_TASK_NONE = 0,            /* an encoder backbone without a head                    */
+    TP_TASK_FILL_MASK,           /* masked LM (e.g. answerdotai/ModernBERT-base)          */
+    TP_TASK_TEXT_CLASSIFICATION, /* sequence classification: sentiment and zero-shot      */
+    TP_TASK_TEXT_GENERATION,     /* causal LM (decoders)                                  */
+} tp_model_task;
+
+/* What the model can do (from its architecture and weights). */
+tp_model_task tp_model_get_task(const tp_model *model);
+/* Classification models: the number of labels and the name of label i (from
+ * config.json id2label; "LABEL_i" when absent). NULL when out of range. */
+size_t tp_model_num_labels(const tp_model *model);
+const char *tp_model_label(const tp_model *model, size_t i);
+/* The longest input in tokens (special tokens included) the model takes: the
+ * smaller of max_position_embeddings and the tokenizer's model_max_length. */
+size_t tp_model_max_length(const tp_model *model);
+/* The model's tokenizer (owned by the model; valid until tp_model_free). */
+const tp_tokenizer *tp_model_tokenizer(const tp_model *model);
+
+/* Options shared by the encoder pipelines. */
+typedef struct tp_encoder_input_params {
+    bool truncation;   /* default true: inputs longer than max_length are cut (the result's
+                          `truncated` says so); false: such an item fails with TP_ERR_TOO_LONG */
+    size_t max_length; /* tokens incl. special tokens; 0 (default): tp_model_max_length     */
+} tp_encoder_input_params;
+
+/*
+ * Every pipeline call below:
+ *   - takes a loaded model of the right task (else TP_ERR_INVALID_ARGUMENT);
+ *   - single calls return the item's own error (TP_ERR_INPUT: invalid UTF-8,
+ *     no mask token, ...; TP_ERR_TOO_LONG: longer than max_length with
+ *     truncation off; TP_ERR_OUT_OF_MEMORY: the item alone needs more than the
+ *     memory budget) as the call's status;
+ *   - _batch calls take n texts and a caller array `out` of n results: out[i]
+ *     gets item i's value or its error (out[i].error.status, .message, .item =
+ *     i); the call's own status is only for batch-level failures
+ *     (TP_ERR_INVALID_ARGUMENT: NULL arguments, wrong model task, bad params;
+ *     TP_ERR_OUT_OF_MEMORY). n == 0 is TP_OK. Items are scheduled by length
+ *     into micro-batches under the model's token budget; each result is
+ *     bit-identical to the single call on the same input;
+ *   - results are owned by the caller: free each with the matching *_free
+ *     (also after an error: it is then empty), or all n with *_free_all.
+ */
+
+/* ---- fill-mask ---- */
+
+typedef struct tp_fill_mask_params {
+    tp_encoder_input_params input;
+} tp_fill_mask_params;
+
+tp_fill_mask_params tp_fill_mask_default_params(void);
+
+typedef struct tp_fill_mask_prediction {
+    int32_t token;   /* vocabulary id                                                   */
+    char *token_str; /* the token decoded alone (Hugging Face's token_str)             */
+    float score;     /* softmax probability over the vocabulary                        */
+    char *sequence;  /* the input ids with this mask replaced, decoded as Hugging Face's
+                        fill-mask pipeline does: special tokens skipped when the text has
+                        one mask, kept (other masks visible) when it has several;
+                        clean_up_tokenization_spaces per the tokenizer config          */
+} tp_fill_mask_prediction;
+
+typedef struct tp_fill_mask_result {
+    tp_error error; /* error.status == TP_OK when the item succeeded                  */
+    bool truncated; /* the input was cut to max_length                                */
+    size_t n_masks; /* mask tokens in the (truncated) input                           */
+    size_t k;       /* predictions per mask (top_k, at most the vocabulary size)      */
+    tp_fill_mask_prediction *predictions; /* (n_masks, k): mask m's j-th best at [m*k + j],
+                                             best first                               */
+    char *filled;   /* the text with every mask replaced by its best token (special
+                       tokens skipped): what tp_fill_mask_predict returns             */
+} tp_fill_mask_result;
+
+void tp_fill_mask_result_free(tp_fill_mask_result *r);                /* r is zeroed   */
+void tp_fill_mask_result_free_all(tp_fill_mask_result *r, size_t n); /* each of n     */
+
+/* The text with the mask(s) filled by the best token; *filled is malloc'd
+ * (free with free()). */
+tp_status tp_fill_mask_predict(tp_model *model, const char *text, const tp_fill_mask_params *params,
+                               char **filled, tp_error *err);
+/* The k best tokens for each mask (k >= 1). */
+tp_status tp_fill_mask_predict_top_k(tp_model *model, const char *text, size_t k,
+                                     const tp_fill_mask_params *params, tp_fill_mask_result *out,
+                                     tp_error *err);
+/* Batch forms: predict_batch fills `filled` and k = 1 predictions per mask. */
+tp_status tp_fill_mask_predict_batch(tp_model *model, const char *const *texts, size_t n,
+                                     const tp_fill_mask_params *params, tp_fill_mask_result *out,
+                                     tp_error *err);
+tp_status tp_fill_mask_predict_top_k_batch(tp_model *model, const char *const *texts, size_t n,
+                                           size_t k, const tp_fill_mask_params *params,
+                                           tp_fill_mask_result *out, tp_error *err);
+
+/* ---- sentiment (text classification) ---- */
+
+typedef enum tp_score_function {
+    TP_SCORE_AUTO = 0, /* Hugging Face's rule: sigmoid when config problem_type is
+                          "multi_label_classification" or num_labels == 1, else softmax */
+    TP_SCORE_SOFTMAX,
+    TP_SCORE_SIGMOID,
+    TP_SCORE_NONE, /* raw logits */
+} tp_score_function;
+
+typedef struct tp_sentiment_params {
+    tp_encoder_input_params input;
+    tp_score_function function; /* default TP_SCORE_AUTO */
+} tp_sentiment_params;
+
+tp_sentiment_params tp_sentiment_default_params(void);
+
+typedef struct tp_label_score {
+    char *label; /* id2label name */
+    int32_t id;  /* label index    */
+    float score;
+} tp_label_score;
+
+typedef struct tp_sentiment_result {
+    tp_error error;
+    bool truncated;
+    size_t n_scores;        /* 1 (best label), or num_labels for the all-scores forms */
+    tp_label_score *scores; /* best first (ties: lower label id first)                 */
+} tp_sentiment_result;
+
+void tp_sentiment_result_free(tp_sentiment_result *r);
+void tp_sentiment_result_free_all(tp_sentiment_result *r, size_t n);
+
+/* The best label; *label is malloc'd (free with free()). */
+tp_status tp_sentiment_predict(tp_model *model, const char *text,
+                               const tp_sentiment_params *params, char **label, tp_error *err);
+/* The best label and its score (n_scores = 1). */
+tp_status tp_sentiment_predict_with_score(tp_model *model, const char *text,
+                                          const tp_sentiment_params *params,
+                                          tp_sentiment_result *out, tp_error *err);
+/* Every label with its score, best first (n_scores = num_labels). */
+tp_status tp_sentiment_predict_all_scores(tp_model *model, const char *text,
+                                          const tp_sentiment_params *params,
+                                          tp_sentiment_result *out, tp_error *err);
+/* Batch forms (predict_batch and predict_with_score_batch both give the best
+ * label with its score). */
+tp_status tp_sentiment_predict_batch(tp_model *model, const char *const *texts, size_t n,
+                                     const tp_sentiment_params *params, tp_sentiment_result *out,
+                                     tp_error *err);
+tp_status tp_sentiment_predict_with_score_batch(tp_model *model, const char *const *texts, size_t n,
+                                                const tp_sentiment_params *params,
+                                                tp_sentiment_result *out, tp_error *err);
+tp_status tp_sentiment_predict_all_scores_batch(tp_model *model, const char *const *texts, size_t n,
+                                                const tp_sentiment_params *params,
+                                                tp_sentiment_result *out, tp_error *err);
+
+/* ---- zero-shot classification (NLI models) ---- */
+
+typedef struct tp_zero_shot_params {
+    tp_encoder_input_params input; /* truncation cuts the text, never the hypothesis */
+    const char *hypothesis_template; /* "{}" is replaced by the label; NULL (default):
+                                        "This example is {}."                           */
+    bool multi_label; /* false (default): softmax of the entailment logits across the
+                         labels; true: per label, softmax over [contradiction, entailment].
+                         As in Hugging Face, a single label is always scored multi-label. */
+} tp_zero_shot_params;
+
+tp_zero_shot_params tp_zero_shot_default_params(void);
+
+typedef struct tp_zero_shot_result {
+    tp_error error;
+    bool truncated; /* some (text, hypothesis) pair was cut */
+    size_t n_labels;
+    char **labels; /* (n_labels) best first */
+    float *scores; /* (n_labels) matching labels */
+} tp_zero_shot_result;
+
+void tp_zero_shot_result_free(tp_zero_shot_result *r);
+void tp_zero_shot_result_free_all(tp_zero_shot_result *r, size_t n);
+
+/* Scores `labels` (n_labels >= 1) for text. The entailment class is the
+ * config's label2id entry starting with "entail" (case-insensitive); the
+ * contradiction class is 0, or the last class when entailment is 0 (as
+ * Hugging Face does). TP_ERR_UNSUPPORTED when the model has no entailment label. */
+tp_status tp_zero_shot_predict(tp_model *model, const char *text, const char *const *labels,
+                               size_t n_labels, const tp_zero_shot_params *params,
+                               tp_zero_shot_result *out, tp_error *err);
+/* Every text against the same labels; all (text, hypothesis) pairs of the batch
+ * are scheduled together. */
+tp_status tp_zero_shot_predict_batch(tp_model *model, const char *const *texts, size_t n,
+                                     const char *const *labels, size_t n_labels,
+                                     const tp_zero_shot_params *params, tp_zero_shot_result *out,
+                                     tp_error *err);
+/* Each text with its own labels: labels[i] has n_labels[i] entries (an item
+ * with no labels fails alone with TP_ERR_INPUT). */
+tp_status tp_zero_shot_predict_batch_labels(tp_model *model, const char *const *texts, size_t n,
+                                            const char *const *const *labels,
+                                            const size_t *n_labels,
+                                            const tp_zero_shot_params *params,
+                                            tp_zero_shot_result *out, tp_error *err);
+
 /* ---- end encoder ---- */
 
 /* ---- text generation (section: generate) ---- */
