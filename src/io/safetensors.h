@@ -15,14 +15,14 @@
 #define TP_ST_MAX_DIMS 8
 
 typedef struct tp_st_tensor {
-    const char *name;  /* owned by the file */
+    const char *name; /* owned by the file */
     tp_dtype dtype;
     int n_dims;
     int64_t shape[TP_ST_MAX_DIMS];
     int64_t n_elems;
-    const void *data;  /* into the mmap */
+    const void *data; /* into the mmap */
     size_t n_bytes;
-    const char *file;  /* path of the file that holds it */
+    const char *file; /* path of the file that holds it */
 } tp_st_tensor;
 
 typedef struct tp_st_model tp_st_model;
@@ -34,12 +34,17 @@ tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err);
 void tp_st_close(tp_st_model *m);
 
 size_t tp_st_count(const tp_st_model *m);
-const tp_st_tensor *tp_st_at(const tp_st_model *m, size_t i); /* sorted by name */
+const tp_st_tensor *tp_st_at(const tp_st_model *m, size_t i);           /* sorted by name */
 const tp_st_tensor *tp_st_find(const tp_st_model *m, const char *name); /* NULL if absent */
+size_t tp_st_file_count(const tp_st_model *m); /* 1, or the number of shards */
+const char *tp_st_path(const tp_st_model *m);  /* the path given to tp_st_open */
 
 /* Finds `name` and checks its dtype class and shape: n_dims dims given in
  * shape[] (-1 = any). Float tensors (F32/F16/BF16) are accepted when want is
- * any float. Errors name the tensor, the file, and what was expected. */
+ * any float. Errors name the tensor, the file, and what was expected.
+ * (As implemented: the tensor must be F32, F16 or BF16, else TP_ERR_FORMAT;
+ * n_dims < 0 skips the shape check; absent is TP_ERR_NOT_FOUND. Use tp_st_find
+ * for integer tensors. `data` may be unaligned for its element size.) */
 tp_status tp_st_get(const tp_st_model *m, const char *name, int n_dims, const int64_t *shape,
                     const tp_st_tensor **out, tp_error *err);
 
