@@ -1,0 +1,127 @@
+/*
+ * enc_common.c — helpers shared by fill_mask.c, sentiment.c and zero_shot.c.
+ */
+#include "pipelines/enc_common.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tp_enc_item_error(tp_error *e, long item, tp_status st, const char *fmt, ...) {
+    e->status = st;
+    e->item = item;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+tp_status tp_enc_check_model(const tp_model *m, tp_model_task task, const char *pipeline,
+                             tp_error *err) {
+    if (!m)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "%s: model is NULL", pipeline);
+    if (m->task != task || !m->net || m->net->kind != TP_NET_ENCODER)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
+                       "%s: the model in %s is not a %s model (architecture: %s)", pipeline, m->dir,
+                       task == TP_TASK_FILL_MASK ? "masked-LM (fill-mask)"
+                                                 : "sequence-classification",
+                       m->task == TP_TASK_FILL_MASK             ? "masked LM"
+                       : m->task == TP_TASK_TEXT_CLASSIFICATION ? "sequence classification"
+                       : m->task == TP_TASK_TEXT_GENERATION     ? "causal LM"
+                                                                : "no head");
+    return TP_OK;
+}
+
+tp_status tp_enc_tokenize(tp_model *m, tp_pool *pool, const char *const *texts,
+                          const char *const *text_pairs, size_t n, const tp_enc_input *in,
+                          tp_trunc_strategy strategy, tp_encoding *encs, tp_error *err) {
+    memset(encs, 0, n * sizeof *encs);
+    if (n == 0)
+        return TP_OK;
+    /* NULL items are item errors; the tokenizer sees "" in their place. */
+    const char **t = tp_malloc_array(n, sizeof *t);
+    const char **pairs = text_pairs ? tp_malloc_array(n, sizeof *pairs) : NULL;
+    if (!t || (text_pairs && !pairs)) {
+        free(t);
+        free(pairs);
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory for %zu texts", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i] = texts[i] ? texts[i] : "";
+        if (pairs)
+            pairs[i] = text_pairs[i] ? text_pairs[i] : "";
+    }
+    tp_tok_encode_params tp = tp_tok_encode_default_params();
+    tp.add_special_tokens = true;
+    tp.max_length = in->max_length;
+    tp.strategy = strategy;
+    tp.error_if_truncated = !in->truncation;
+    tp_status s = tp_tok_encode_batch(m->tok, pool, t, pairs, n, &tp, encs, err);
+    free(t);
+    free(pairs);
+    if (s != TP_OK)
+        return s;
+    const int32_t V = (int32_t)m->net->vocab_size;
+    for (size_t i = 0; i < n; i++) {
+        tp_encoding *e = &encs[i];
+        if (!texts[i] || (text_pairs && !text_pairs[i])) {
+            tp_encoding_free(e);
+            memset(e, 0, sizeof *e);
+            e->status = TP_ERR_INPUT;
+            e->error = tp_strdup("the text is NULL");
+            continue;
+        }
+        if (e->status != TP_OK)
+            continue;
+        if (e->n == 0) {
+            tp_encoding_free(e);
+            memset(e, 0, sizeof *e);
+            e->status = TP_ERR_INPUT;
+            e->error = tp_strdup("the text gives no tokens");
+            continue;
+        }
+        for (size_t j = 0; j < e->n; j++) {
+            if (e->ids[j] < 0 || e->ids[j] >= V) {
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "token id %d at position %zu is outside the model's vocabulary (%d)",
+                         (int)e->ids[j], j, (int)V);
+                tp_encoding_free(e);
+                memset(e, 0, sizeof *e);
+                e->status = TP_ERR_INPUT;
+                e->error = tp_strdup(msg);
+                break;
+            }
+        }
+    }
+    return TP_OK;
+}
+
+tp_status tp_enc_run_model(tp_model *m, tp_pool *pool, const tp_enc_request *reqs, size_t n,
+                           bool want_cls, tp_enc_emit_fn emit, void *ctx, tp_error *err) {
+    tp_enc_run_params rp = {
+        .max_tokens = m->max_batch_tokens,
+        .budget = m->memory_budget,
+        .want_cls = want_cls,
+    };
+    return tp_enc_run(m->net, pool, reqs, n, &rp, emit, ctx, err);
+}
+
+void tp_enc_softmax(const float *x, float *p, size_t n) {
+    float mx = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i];
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += exp((double)x[i] - (double)mx);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(exp((double)x[i] - (double)mx) / sum);
+}
+
+void tp_enc_sigmoid(const float *x, float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+}
