@@ -118,6 +118,65 @@ int tp_num_cores(void);
 /* ---- io: model files, model resolution, model info (section: io) ---- */
 /* ---- end io ---- */
 
+/* ---- net (section: net) ---- */
+
+/* Which files tp_model_resolve makes available (a bit mask). */
+#define TP_RESOLVE_CONFIG 1u    /* config.json, generation_config.json (optional)          */
+#define TP_RESOLVE_TOKENIZER 2u /* tokenizer.json, tokenizer_config.json, and the optional  \
+                                   special_tokens_map.json, chat_template.jinja            */
+#define TP_RESOLVE_WEIGHTS 4u   /* model.safetensors, else model.safetensors.index.json and \
+                                   every shard it lists                                    */
+#define TP_RESOLVE_ALL 7u
+
+/* Download progress: `file` is the repository path being fetched, done/total in
+ * bytes (total 0 when unknown). Called from the calling thread, often; return
+ * non-zero to cancel (tp_model_resolve then returns TP_ERR_CANCELLED). */
+typedef int (*tp_download_progress_fn)(const char *file, uint64_t done, uint64_t total,
+                                       void *user);
+
+typedef struct tp_resolve_params {
+    unsigned files;         /* TP_RESOLVE_* mask; default TP_RESOLVE_ALL                    */
+    const char *revision;   /* branch, tag or commit; default: the id's "@rev", else "main" */
+    const char *cache_dir;  /* default: $HF_HUB_CACHE, else $HF_HOME/hub, else
+                               ~/.cache/huggingface/hub                                    */
+    const char *endpoint;   /* default: $HF_ENDPOINT, else https://huggingface.co           */
+    const char *token;      /* default: $HF_TOKEN, else the file $HF_TOKEN_PATH, else
+                               $HF_HOME/token (HF_HOME default ~/.cache/huggingface)        */
+    bool offline;           /* never touch the network (also when $HF_HUB_OFFLINE is 1)     */
+    long connect_timeout_s; /* default 10                                                   */
+    tp_download_progress_fn progress; /* NULL: none                                         */
+    void *progress_user;
+} tp_resolve_params;
+
+tp_resolve_params tp_resolve_default_params(void);
+
+/* Turns a model reference into a local folder holding the files asked for.
+ * `id_or_path` is an existing folder (returned as is), or a Hugging Face id
+ * "org/name" or "org/name@revision". An id is looked up in the Hugging Face
+ * cache first (refs/<revision> -> snapshots/<commit>/); when files are missing
+ * and the network is allowed, they are downloaded from
+ * {endpoint}/{id}/resolve/{revision}/{file} into the same layout Python's
+ * huggingface_hub uses (blobs/<etag>, snapshots/<commit>/<file> symlinks,
+ * refs/<revision>), so both share one cache. Downloads resume from a
+ * blobs/<etag>.incomplete file (HTTP Range) and are checked against the size
+ * the server announced and, for LFS files, the sha256 in their ETag.
+ * On success *path is the malloc'd snapshot folder (free with free()).
+ * Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments, malformed id),
+ * TP_ERR_NOT_FOUND (no such folder; repo, revision or file missing on the hub,
+ * named; offline and not in the cache), TP_ERR_NETWORK (host unreachable or
+ * transfer failed, with curl's reason; 401/403: gated or private repository —
+ * accept its licence on the model page and set HF_TOKEN; other HTTP errors),
+ * TP_ERR_FORMAT (a download failed its size/sha256 check and was deleted; a
+ * malformed model.safetensors.index.json), TP_ERR_IO (the cache is not
+ * writable), TP_ERR_CANCELLED (the progress callback asked),
+ * TP_ERR_OUT_OF_MEMORY. Built only with libcurl (the net module).
+ * Thread-safe; concurrent processes fetching the same file take turns (a lock
+ * on the .incomplete file). */
+tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *params, char **path,
+                           tp_error *err);
+
+/* ---- end net ---- */
+
 /* ---- tokenizer (section: tokenizer) ---- */
 
 /* A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json). Immutable
