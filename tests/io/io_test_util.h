@@ -85,7 +85,14 @@ static inline char *io_join(const char *a, const char *b) {
     static char bufs[4][4096];
     static int k;
     char *p = bufs[k++ & 3];
-    snprintf(p, 4096, "%s/%s", a, b);
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 2 > sizeof bufs[0]) {
+        fprintf(stderr, "io_join: path too long\n");
+        exit(1);
+    }
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
     return p;
 }
 
