@@ -17,8 +17,12 @@
 /* ---- kernel tables ---- */
 
 const tp_kernel_table *tp_kernels_for(tp_isa isa) {
-    (void)isa; /* the vector tables land in the next commits */
-    return &tp_kernels_ref;
+    switch (isa) {
+    case TP_ISA_AVX512:
+        return &tp_kernels_avx512;
+    default:
+        return &tp_kernels_ref;
+    }
 }
 
 const tp_kernel_table *tp_kernels_current(void) {

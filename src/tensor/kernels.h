@@ -62,6 +62,10 @@ extern const tp_kernel_table tp_kernels_ref;
 extern const tp_kernel_table tp_kernels_avx2;
 extern const tp_kernel_table tp_kernels_avx512;
 
+/* The GEMM kernels of each vector ISA (gemm_*.c), referenced by the tables. */
+void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+void tp_avx2_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+
 /* The table tp_get_isa() selects (what the public functions use). */
 const tp_kernel_table *tp_kernels_current(void);
 /* The table for a given ISA level (tests compare them); NULL if not built. */

@@ -1,0 +1,236 @@
+/*
+ * gemm_avx512.c — y = x W^T (+ b) with AVX-512 (and AVX512_BF16 for the bf16
+ * compute mode), weights used in place in their own dtype.
+ *
+ * Dot-style kernel (see kernels.h): y[i][n] has one zmm accumulator; in f32
+ * mode lane l sums x[k] w[n][k] over k = l (mod 16) with one FMA per 16 k, in
+ * k order; the K tail is a masked (zero-filled) load; the 16 lanes are then
+ * added by hsum16's fixed tree and the bias added last. In bf16 mode each
+ * 32 k chunk is one VDPBF16PS (lane l takes the pair k = 2l, 2l+1 of the
+ * chunk), x being rounded to bf16 (RNE) on the fly. A register tile of R rows
+ * x C columns (up to 4 x 6: 24 accumulators) only shares the loads; every
+ * element still runs exactly the sequence above, so edge tiles and M=1
+ * (GEMV) give the same bits as the middle of a 4096-row call.
+ *
+ * Loop order inside a task: columns outer (C rows of W stay in L1 while all
+ * rows of the task's x block stream past), rows inner.
+ */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+
+static inline float hsum16(__m512 v) {
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+/* 16 weights at w (element index k) widened to f32; masked variants zero-fill. */
+static inline __m512 load_w(tp_dtype dt, const void *w, size_t k) {
+    if (dt == TP_DTYPE_F32)
+        return _mm512_loadu_ps((const float *)w + k);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k));
+    if (dt == TP_DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+static inline __m512 load_w_mask(tp_dtype dt, const void *w, size_t k, __mmask16 m) {
+    if (dt == TP_DTYPE_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)w + k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + k);
+    if (dt == TP_DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+#define TILE_R 4
+#define TILE_C 6
+
+/* f32 compute: out[r][c] = sum_k x[r][k] w[c][k] for an R x C tile. */
+static inline __attribute__((always_inline)) void tile_f32(const int R, const int C, tp_dtype dt,
+                                                           const float *x, size_t ldx,
+                                                           const char *w, size_t K, float *y,
+                                                           size_t ldy, const float *bias) {
+    size_t es = dt == TP_DTYPE_F32 ? 4 : 2;
+    __m512 acc[TILE_R][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 xv[TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            xv[r] = _mm512_loadu_ps(x + (size_t)r * ldx + k);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512 wv = load_w(dt, w + (size_t)c * K * es, k);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
+        }
+    }
+    if (k < K) {
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+        __m512 xv[TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            xv[r] = _mm512_maskz_loadu_ps(m, x + (size_t)r * ldx + k);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512 wv = load_w_mask(dt, w + (size_t)c * K * es, k, m);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            float v = hsum16(acc[r][c]);
+            y[(size_t)r * ldy + c] = bias ? v + bias[c] : v;
+        }
+}
+
+/* bf16 compute (bf16 weights): VDPBF16PS over chunks of 32 k. */
+static inline __attribute__((always_inline)) void tile_bf16(const int R, const int C,
+                                                            const float *x, size_t ldx,
+                                                            const uint16_t *w, size_t K, float *y,
+                                                            size_t ldy, const float *bias) {
+    __m512 acc[TILE_R][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512bh xv[TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + (size_t)r * ldx + k;
+            xv[r] = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + 16), _mm512_loadu_ps(xr));
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512bh wv = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)c * K + k));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
+        }
+    }
+    if (k < K) {
+        size_t rem = K - k;
+        __mmask16 mlo = (__mmask16)(rem >= 16 ? 0xffffu : (1u << rem) - 1);
+        __mmask16 mhi = (__mmask16)(rem > 16 ? (1u << (rem - 16)) - 1 : 0);
+        __mmask32 mw = (__mmask32)((1ull << rem) - 1);
+        __m512bh xv[TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + (size_t)r * ldx + k;
+            xv[r] = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mhi, xr + 16),
+                                        _mm512_maskz_loadu_ps(mlo, xr));
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mw, w + (size_t)c * K + k);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            float v = hsum16(acc[r][c]);
+            y[(size_t)r * ldy + c] = bias ? v + bias[c] : v;
+        }
+}
+
+typedef void (*tile_fn)(const float *x, size_t ldx, const void *w, size_t K, float *y, size_t ldy,
+                        const float *bias);
+
+#define DEF_TILES(R, C)                                                                            \
+    static void t_f32_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
+                                size_t ldy, const float *bias) {                                   \
+        tile_f32(R, C, TP_DTYPE_F32, x, ldx, w, K, y, ldy, bias);                                  \
+    }                                                                                              \
+    static void t_b16_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
+                                size_t ldy, const float *bias) {                                   \
+        tile_f32(R, C, TP_DTYPE_BF16, x, ldx, w, K, y, ldy, bias);                                 \
+    }                                                                                              \
+    static void t_f16_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
+                                size_t ldy, const float *bias) {                                   \
+        tile_f32(R, C, TP_DTYPE_F16, x, ldx, w, K, y, ldy, bias);                                  \
+    }                                                                                              \
+    static void t_dp_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,      \
+                               size_t ldy, const float *bias) {                                    \
+        tile_bf16(R, C, x, ldx, w, K, y, ldy, bias);                                               \
+    }
+#define DEF_ROW(R)                                                                                 \
+    DEF_TILES(R, 1) DEF_TILES(R, 2) DEF_TILES(R, 3) DEF_TILES(R, 4) DEF_TILES(R, 5) DEF_TILES(R, 6)
+DEF_ROW(1)
+DEF_ROW(2)
+DEF_ROW(3)
+DEF_ROW(4)
+/* GEMV (one row): 8 columns in flight for more independent weight streams */
+DEF_TILES(1, 8)
+
+#define ROW_FNS(P, R)                                                                              \
+    { P##_##R##_1, P##_##R##_2, P##_##R##_3, P##_##R##_4, P##_##R##_5, P##_##R##_6 }
+#define ALL_FNS(P)                                                                                 \
+    { ROW_FNS(P, 1), ROW_FNS(P, 2), ROW_FNS(P, 3), ROW_FNS(P, 4) }
+
+/* [kind][R-1][C-1]; kind 0 f32 weights, 1 bf16, 2 f16, 3 bf16 dot products */
+static const tile_fn tiles[4][TILE_R][TILE_C] = {ALL_FNS(t_f32), ALL_FNS(t_b16), ALL_FNS(t_f16),
+                                                 ALL_FNS(t_dp)};
+static const tile_fn gemv8[4] = {t_f32_1_8, t_b16_1_8, t_f16_1_8, t_dp_1_8};
+
+static void avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1) {
+    const tp_linear *l = a->l;
+    size_t K = (size_t)l->n_in;
+    int kind = l->dtype == TP_DTYPE_F32 ? 0 : l->dtype == TP_DTYPE_BF16 ? 1 : 2;
+    if (a->compute == TP_COMPUTE_BF16) {
+        if (!tp_cpu_has_bf16()) {
+            /* AVX-512 without AVX512_BF16: the reference defines the bf16 mode */
+            tp_kernels_ref.gemm(a, m0, m1, n0, n1);
+            return;
+        }
+        kind = 3;
+    }
+    size_t es = l->dtype == TP_DTYPE_F32 ? 4 : 2;
+    const char *w = l->w;
+    if (m1 - m0 == 1) {
+        const float *x = a->x + m0 * a->ldx;
+        float *y = a->y + m0 * a->ldy;
+        size_t n = n0;
+        for (; n + 8 <= n1; n += 8)
+            gemv8[kind](x, a->ldx, w + n * K * es, K, y + n, a->ldy, l->bias ? l->bias + n : NULL);
+        for (; n < n1; n += TILE_C) {
+            size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
+            tiles[kind][0][c - 1](x, a->ldx, w + n * K * es, K, y + n, a->ldy,
+                                  l->bias ? l->bias + n : NULL);
+        }
+        return;
+    }
+    for (size_t n = n0; n < n1; n += TILE_C) {
+        size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
+        const char *wn = w + n * K * es;
+        const float *bn = l->bias ? l->bias + n : NULL;
+        for (size_t m = m0; m < m1; m += TILE_R) {
+            size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
+            tiles[kind][r - 1][c - 1](a->x + m * a->ldx, a->ldx, wn, K, a->y + m * a->ldy + n,
+                                      a->ldy, bn);
+        }
+    }
+}
+
+void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1) {
+    avx512_gemm(a, m0, m1, n0, n1);
+}
