@@ -126,5 +126,7 @@ void tp_net_free(tp_net *net);
 
 /* The families (defined in their own files, listed in registry.c). */
 extern const tp_family tp_family_modernbert;
+extern const tp_family tp_family_qwen3;  /* qwen3.c (decoder core: decoder.h) */
+extern const tp_family tp_family_gemma3; /* gemma3.c */
 
 #endif /* TP_MODEL_H */

@@ -10,6 +10,8 @@
 
 static const tp_family *const kFamilies[] = {
     &tp_family_modernbert,
+    &tp_family_qwen3,
+    &tp_family_gemma3,
 };
 
 static bool in_list(const char *const *list, const char *s) {
