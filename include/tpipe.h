@@ -116,6 +116,36 @@ int tp_num_cores(void);
 /* ==== MODULE SECTIONS BELOW: each module owns its marked section. ==== */
 
 /* ---- io: model files, model resolution, model info (section: io) ---- */
+
+/* What a checkpoint is, read from config.json and the safetensors headers only
+ * (no weight is read). Strings are NUL-terminated and cut to fit. */
+typedef struct tp_model_info {
+    char architecture[128]; /* config architectures[0], e.g. "Qwen3ForCausalLM"        */
+    char model_type[64];    /* e.g. "qwen3", "modernbert", "gemma3_text"; for a
+                               Gemma3ForConditionalGeneration, text_config's type      */
+    char dtype[32];         /* config torch_dtype (or dtype), e.g. "bfloat16"; when
+                               absent, the torch name of weights_dtype                  */
+    char weights_dtype[8];  /* the dtype holding most stored parameters: "F32", "BF16"..*/
+    int64_t n_params;       /* elements of all stored tensors; a tied lm_head.weight
+                               stored as a copy of the embedding is counted once       */
+    int64_t context_length; /* max_position_embeddings                                  */
+    int64_t vocab_size;     /* vocab_size                                               */
+    int64_t hidden_size;    /* hidden_size                                              */
+    int64_t n_layers;       /* num_hidden_layers                                        */
+    int64_t n_tensors;      /* tensors stored                                           */
+    int n_files;            /* safetensors files (1, or the number of shards)           */
+    uint64_t weights_bytes; /* bytes of tensor data                                     */
+} tp_model_info;
+
+/* Fills *info for a local model folder or a Hugging Face id in the local cache
+ * (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; nothing is
+ * downloaded). Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments, malformed id),
+ * TP_ERR_NOT_FOUND (no such folder or id, no config.json or weights: says where
+ * it looked), TP_ERR_FORMAT (malformed config.json or safetensors header: names
+ * the file and the key or tensor), TP_ERR_UNSUPPORTED (a tensor dtype tpipe
+ * cannot read), TP_ERR_IO, TP_ERR_OUT_OF_MEMORY. Thread-safe. */
+tp_status tp_model_info_get(const char *id_or_path, tp_model_info *info, tp_error *err);
+
 /* ---- end io ---- */
 
 /* ---- net (section: net) ---- */
