@@ -87,10 +87,10 @@ typedef enum tp_trunc_strategy {
 } tp_trunc_strategy;
 
 typedef struct tp_tok_encode_params {
-    bool add_special_tokens;     /* run the post-processor (default true) */
-    size_t max_length;           /* 0 = no truncation; counts the special tokens */
-    tp_trunc_strategy strategy;  /* for pairs (default longest_first) */
-    bool error_if_truncated;     /* TP_ERR_TOO_LONG instead of truncating (default false) */
+    bool add_special_tokens;    /* run the post-processor (default true) */
+    size_t max_length;          /* 0 = no truncation; counts the special tokens */
+    tp_trunc_strategy strategy; /* for pairs (default longest_first) */
+    bool error_if_truncated;    /* TP_ERR_TOO_LONG instead of truncating (default false) */
 } tp_tok_encode_params;
 
 tp_tok_encode_params tp_tok_encode_default_params(void);
@@ -128,8 +128,7 @@ tp_status tp_tok_encode(const tp_tokenizer *tok, tp_tok_scratch *scratch, const 
  * only for batch-level failures (bad arguments, out of memory). */
 tp_status tp_tok_encode_batch(const tp_tokenizer *tok, tp_pool *pool, const char *const *texts,
                               const char *const *text_pairs, size_t n,
-                              const tp_tok_encode_params *params, tp_encoding *out,
-                              tp_error *err);
+                              const tp_tok_encode_params *params, tp_encoding *out, tp_error *err);
 
 /* Only the ids (no post-processor unless add_special_tokens, no truncation):
  * appends to *ids (realloc'd, *n updated). Convenience for generation prompts. */
