@@ -52,8 +52,7 @@ void tp_template_vars_free(tp_template_vars *v);
 /* Each setter replaces a variable of the same name. */
 tp_status tp_template_vars_set_none(tp_template_vars *v, const char *name, tp_error *err);
 tp_status tp_template_vars_set_bool(tp_template_vars *v, const char *name, bool b, tp_error *err);
-tp_status tp_template_vars_set_int(tp_template_vars *v, const char *name, int64_t i,
-                                   tp_error *err);
+tp_status tp_template_vars_set_int(tp_template_vars *v, const char *name, int64_t i, tp_error *err);
 tp_status tp_template_vars_set_string(tp_template_vars *v, const char *name, const char *s,
                                       tp_error *err);
 tp_status tp_template_vars_set_string_list(tp_template_vars *v, const char *name,
@@ -101,8 +100,7 @@ typedef struct tp_chat_template tp_chat_template; /* also in tpipe.h */
  * "chat_template" (a string, or a list of {name, template}: "default" is used). Special
  * tokens come from tokenizer_config.json when present. TP_ERR_NOT_FOUND when the folder has
  * no chat template. */
-tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **out,
-                                    tp_error *err);
+tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **out, tp_error *err);
 /* From memory: config_json is tokenizer_config.json's text (may be NULL), jinja a template
  * overriding the config's (may be NULL; one of the two must give a template). */
 tp_status tp_chat_template_from_strings(const char *config_json, const char *jinja,
@@ -128,7 +126,6 @@ tp_status tp_chat_template_render_vars(const tp_chat_template *ct, const tp_temp
  * message list is an error. */
 tp_status tp_chat_template_apply(const tp_chat_template *ct, const char *messages_json,
                                  const char *tools_json, bool add_generation_prompt,
-                                 int enable_thinking, char **out, size_t *out_len,
-                                 tp_error *err);
+                                 int enable_thinking, char **out, size_t *out_len, tp_error *err);
 
 #endif /* TP_TEMPLATE_H */
