@@ -1,0 +1,205 @@
+/*
+ * cmd_zero_shot.c — `tpipe zero-shot --model M --labels L1,L2,...`: scores
+ * candidate labels for each text with an NLI model, as Hugging Face's
+ * zero-shot-classification pipeline: {"sequence", "labels", "scores"} best
+ * first. A JSON line may bring its own "labels" (a list of strings, or one
+ * comma-separated string), which then replace --labels for that item.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct zs_ctx {
+    tp_model *model;
+    cli_strlist labels; /* --labels (copies) */
+    tp_zero_shot_params params;
+} zs_ctx;
+
+/* The labels of one item: the line's own "labels" or --labels. Returns NULL
+ * (with *why set) when it has none or they are malformed. `split` receives a
+ * list the caller must free (for a comma-separated string). */
+static const char **item_labels(const zs_ctx *c, const cli_item *it, size_t *n, cli_strlist *split,
+                                const char **why) {
+    const cJSON *l = it->obj ? cJSON_GetObjectItemCaseSensitive(it->obj, "labels") : NULL;
+    *n = 0;
+    *why = NULL;
+    if (!l || cJSON_IsNull(l)) {
+        if (!c->labels.n) {
+            *why = "no labels: give --labels L1,L2,... or a \"labels\" list in the line";
+            return NULL;
+        }
+        *n = c->labels.n;
+        return c->labels.items;
+    }
+    if (cJSON_IsString(l)) {
+        if (!cli_split_commas(l->valuestring, split)) {
+            *why = "field \"labels\" has an empty label";
+            return NULL;
+        }
+        *n = split->n;
+        return split->items;
+    }
+    if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) == 0) {
+        *why = "field \"labels\" must be a non-empty list of strings";
+        return NULL;
+    }
+    size_t m = (size_t)cJSON_GetArraySize(l);
+    const char **arr = tp_malloc_array(m, sizeof *arr);
+    if (!arr) {
+        *why = "out of memory";
+        return NULL;
+    }
+    size_t k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, l) {
+        if (!cJSON_IsString(e) || !e->valuestring[0]) {
+            free(arr);
+            *why = "field \"labels\" must be a non-empty list of non-empty strings";
+            return NULL;
+        }
+        arr[k++] = e->valuestring;
+    }
+    /* hand ownership of the array to the caller through `split` (items not owned) */
+    split->items = arr;
+    split->n = 0;
+    *n = m;
+    return arr;
+}
+
+static int zs_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
+                    size_t fatal_len) {
+    zs_ctx *c = vctx;
+    const char **texts = tp_malloc_array(n, sizeof *texts);
+    size_t *which = tp_malloc_array(n, sizeof *which);
+    const char *const **labels = tp_malloc_array(n, sizeof *labels);
+    size_t *n_labels = tp_malloc_array(n, sizeof *n_labels);
+    cli_strlist *owned = calloc(n ? n : 1, sizeof *owned);
+    tp_zero_shot_result *res = calloc(n ? n : 1, sizeof *res);
+    size_t k = 0;
+    int rc = 0;
+    if (!texts || !which || !labels || !n_labels || !owned || !res) {
+        snprintf(fatal, fatal_len, "out of memory");
+        rc = 1;
+        goto done;
+    }
+    size_t with_text = cli_collect_texts(items, n, out, ok, texts, which);
+    /* keep only the items whose labels are usable */
+    for (size_t j = 0; j < with_text; j++) {
+        size_t i = which[j];
+        const char *why;
+        size_t nl;
+        const char **l = item_labels(c, &items[i], &nl, &owned[i], &why);
+        if (!l) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "line %zu: %s", items[i].line_no, why);
+            cli_err_line(&out[i], items[i].index, items[i].line_no ? msg : why);
+            continue;
+        }
+        texts[k] = texts[j];
+        which[k] = i;
+        labels[k] = l;
+        n_labels[k++] = nl;
+    }
+    tp_error err;
+    tp_status s = tp_zero_shot_predict_batch_labels(c->model, texts, k, labels, n_labels,
+                                                    &c->params, res, &err);
+    if (s != TP_OK) {
+        snprintf(fatal, fatal_len, "%s", err.message);
+        rc = 1;
+        goto done;
+    }
+    for (size_t j = 0; j < k; j++) {
+        size_t i = which[j];
+        const tp_zero_shot_result *r = &res[j];
+        if (r->error.status != TP_OK) {
+            cli_err_line(&out[i], items[i].index, r->error.message);
+            continue;
+        }
+        cli_ok_begin(&out[i], items[i].index);
+        tp_buf_puts(&out[i], "{\"sequence\": ");
+        cli_json_str(&out[i], texts[j], items[i].text_len);
+        tp_buf_puts(&out[i], ", \"labels\": [");
+        for (size_t l = 0; l < r->n_labels; l++) {
+            if (l)
+                tp_buf_puts(&out[i], ", ");
+            cli_json_cstr(&out[i], r->labels[l]);
+        }
+        tp_buf_puts(&out[i], "], \"scores\": [");
+        for (size_t l = 0; l < r->n_labels; l++) {
+            if (l)
+                tp_buf_puts(&out[i], ", ");
+            cli_json_float(&out[i], r->scores[l]);
+        }
+        tp_buf_puts(&out[i], "]}");
+        cli_ok_end(&out[i]);
+        ok[i] = true;
+    }
+    tp_zero_shot_result_free_all(res, k);
+done:
+    if (owned)
+        for (size_t i = 0; i < n; i++) {
+            if (owned[i].n) /* split from a string: the labels are copies */
+                cli_strlist_free_copies(&owned[i]);
+            else
+                free((void *)owned[i].items);
+        }
+    free(owned);
+    free(res);
+    free(texts);
+    free(which);
+    free((void *)labels);
+    free(n_labels);
+    return rc;
+}
+
+int cmd_zero_shot(int argc, char **argv) {
+    zs_ctx c = {0};
+    const char *labels = NULL, *hypothesis = NULL;
+    bool multi = false, no_truncation = false;
+    const cli_opt opts[] = {
+        {"--labels", CLI_STRING, &labels, "L1,L2,...",
+         "candidate labels (a line's own \"labels\" replaces them)", 0, 0, NULL},
+        {"--multi-label", CLI_FLAG, &multi, NULL,
+         "score each label on its own (entailment vs contradiction)", 0, 0, NULL},
+        {"--hypothesis-template", CLI_STRING, &hypothesis, "T",
+         "hypothesis with {} for the label (default \"This example is {}.\")", 0, 0, NULL},
+        {"--no-truncation", CLI_FLAG, &no_truncation, NULL,
+         "fail items longer than the model's context instead of cutting them", 0, 0, NULL},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+    };
+    cli_common common;
+    int rc = cli_parse(argc, argv,
+                       "usage: tpipe zero-shot --model M --labels L1,L2,... [--multi-label]\n"
+                       "                 [--hypothesis-template \"This example is {}.\"] "
+                       "[options] [texts...]\n\n"
+                       "Scores candidate labels for each text with an NLI model.\n"
+                       "Result per item: {\"sequence\", \"labels\": [...], \"scores\": [...]}, "
+                       "best first.",
+                       opts, &common, true);
+    if (rc)
+        return rc;
+    if (labels && !cli_split_commas(labels, &c.labels)) {
+        cli_common_free(&common);
+        return cli_fatal(argv[0], "--labels has an empty label: \"%s\"", labels);
+    }
+    if (hypothesis && !strstr(hypothesis, "{}")) {
+        cli_strlist_free_copies(&c.labels);
+        cli_common_free(&common);
+        return cli_fatal(argv[0], "--hypothesis-template must contain {} (got \"%s\")", hypothesis);
+    }
+    c.params = tp_zero_shot_default_params();
+    c.params.input.truncation = !no_truncation;
+    c.params.multi_label = multi;
+    if (hypothesis)
+        c.params.hypothesis_template = hypothesis;
+    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, &c.model);
+    if (!rc)
+        rc = cli_check_task(argv[0], &common, c.model, TP_TASK_TEXT_CLASSIFICATION);
+    if (!rc)
+        rc = cli_run(argv[0], &common, zs_batch, &c, NULL);
+    tp_model_free(c.model);
+    cli_strlist_free_copies(&c.labels);
+    cli_common_free(&common);
+    return rc;
+}

@@ -1,0 +1,15 @@
+/*
+ * commands.c — the subcommand table of tpipe (one cmd_<name>.c per entry).
+ */
+#include "cli.h"
+
+int cmd_fill_mask(int argc, char **argv);
+int cmd_sentiment(int argc, char **argv);
+int cmd_zero_shot(int argc, char **argv);
+
+const cli_command cli_commands[] = {
+    {"fill-mask", "fill [MASK] tokens with a masked language model", cmd_fill_mask},
+    {"sentiment", "classify texts with a sequence-classification model", cmd_sentiment},
+    {"zero-shot", "score candidate labels with an NLI model", cmd_zero_shot},
+};
+const size_t cli_n_commands = sizeof cli_commands / sizeof cli_commands[0];

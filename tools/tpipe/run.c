@@ -1,0 +1,325 @@
+/*
+ * run.c — the streaming driver of tpipe: read → batch → write.
+ *
+ * A reader thread turns input lines into chunks of items while the main thread
+ * runs the previous chunk through the subcommand and writes its lines. The
+ * queue between them holds at most one finished chunk, so at most three chunks
+ * exist at once (being read, queued, being processed): memory is bounded by the
+ * chunk size, not by the input size. Lines are written in input order because
+ * chunks are processed in order and each chunk answers every item.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct chunk {
+    cli_item *items;
+    size_t n;
+    bool eof;         /* last chunk (may hold items) */
+    char error[256];  /* read error: batch-level */
+    uint64_t end_pos; /* input bytes consumed up to the end of this chunk */
+} chunk;
+
+typedef struct reader {
+    FILE *in;
+    size_t chunk_items;
+    size_t next_index, line_no;
+    uint64_t pos;
+    /* queue of one */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    chunk *slot;
+    bool stop; /* consumer gave up: reader must exit */
+} reader;
+
+static void chunk_free(chunk *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        cli_item_free(&c->items[i]);
+    free(c->items);
+    free(c);
+}
+
+/* Reads up to chunk_items lines (or CLI_CHUNK_BYTES of them). */
+static chunk *read_chunk(reader *r) {
+    chunk *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->items = tp_malloc_array(r->chunk_items, sizeof *c->items);
+    if (!c->items) {
+        free(c);
+        return NULL;
+    }
+    size_t bytes = 0;
+    while (c->n < r->chunk_items && bytes < CLI_CHUNK_BYTES) {
+        char *line = NULL;
+        size_t cap = 0;
+        errno = 0;
+        ssize_t got = getline(&line, &cap, r->in);
+        if (got < 0) {
+            free(line);
+            if (ferror(r->in))
+                snprintf(c->error, sizeof c->error, "reading the input: %s",
+                         strerror(errno ? errno : EIO));
+            c->eof = true;
+            break;
+        }
+        r->pos += (uint64_t)got;
+        r->line_no++;
+        size_t len = (size_t)got;
+        if (len && line[len - 1] == '\n')
+            len--;
+        if (len && line[len - 1] == '\r')
+            len--;
+        line[len] = '\0';
+        cli_item *it = &c->items[c->n++];
+        cli_item_from_line(it, line, len);
+        it->index = r->next_index++;
+        it->line_no = r->line_no;
+        bytes += len;
+    }
+    c->end_pos = r->pos;
+    return c;
+}
+
+static void *reader_main(void *arg) {
+    reader *r = arg;
+    for (;;) {
+        chunk *c = read_chunk(r);
+        pthread_mutex_lock(&r->mu);
+        while (r->slot && !r->stop)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->stop) {
+            pthread_mutex_unlock(&r->mu);
+            chunk_free(c);
+            return NULL;
+        }
+        if (!c) { /* out of memory: hand over an error chunk made without allocation */
+            static chunk oom = {NULL, 0, true, "out of memory reading the input", 0};
+            r->slot = &oom;
+        } else {
+            r->slot = c;
+        }
+        bool last = !c || c->eof;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        if (last)
+            return NULL;
+    }
+}
+
+static chunk *take_chunk(reader *r) {
+    pthread_mutex_lock(&r->mu);
+    while (!r->slot)
+        pthread_cond_wait(&r->cv, &r->mu);
+    chunk *c = r->slot;
+    r->slot = NULL;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return c;
+}
+
+typedef struct runner {
+    const char *cmd;
+    cli_batch_fn fn;
+    void *ctx;
+    FILE *out;
+    tp_buf *bufs;
+    bool *ok;
+    size_t cap;
+    size_t done, failed;
+    cli_progress progress;
+    double total_items; /* 0 = unknown */
+    uint64_t total_bytes;
+} runner;
+
+/* Runs one chunk and writes its lines; returns 0 or CLI_EXIT_FATAL. */
+static int run_items(runner *R, const cli_item *items, size_t n) {
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        R->bufs[i].len = 0;
+        if (R->bufs[i].data)
+            R->bufs[i].data[0] = '\0';
+        R->bufs[i].oom = false;
+        R->ok[i] = false;
+        if (items[i].bad_input) {
+            char msg[256];
+            if (items[i].line_no)
+                snprintf(msg, sizeof msg, "line %zu: %s", items[i].line_no, items[i].bad_input);
+            else
+                snprintf(msg, sizeof msg, "%s", items[i].bad_input);
+            cli_err_line(&R->bufs[i], items[i].index, msg);
+        }
+    }
+    char fatal[512] = "";
+    if (R->fn(R->ctx, items, n, R->bufs, R->ok, fatal, sizeof fatal))
+        return cli_fatal(R->cmd, "%s", fatal[0] ? fatal : "batch failed");
+    for (size_t i = 0; i < n; i++) {
+        if (R->bufs[i].oom)
+            return cli_fatal(R->cmd, "out of memory writing the result of item %zu",
+                             items[i].index);
+        if (R->bufs[i].len == 0)
+            return cli_fatal(R->cmd, "internal error: no result for item %zu", items[i].index);
+        if (fwrite(R->bufs[i].data, 1, R->bufs[i].len, R->out) != R->bufs[i].len)
+            return cli_fatal(R->cmd, "writing the output: %s", strerror(errno));
+        if (!R->ok[i])
+            R->failed++;
+    }
+    R->done += n;
+    return 0;
+}
+
+static void show_progress(runner *R, double fraction, bool force) {
+    cli_progress_update(&R->progress, (double)R->done, R->total_items, fraction, "items", force);
+}
+
+int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ctx,
+            cli_run_stats *stats) {
+    runner R;
+    memset(&R, 0, sizeof R);
+    R.cmd = cmd;
+    R.fn = fn;
+    R.ctx = ctx;
+    /* --batch-size bounds the items of one batch call, so no forward holds more */
+    size_t chunk_items = common->chunk_items      ? common->chunk_items
+                         : common->batch_size > 0 ? (size_t)common->batch_size
+                                                  : CLI_DEFAULT_CHUNK;
+    R.cap = chunk_items;
+    R.bufs = calloc(chunk_items, sizeof *R.bufs);
+    R.ok = calloc(chunk_items, sizeof *R.ok);
+    if (!R.bufs || !R.ok) {
+        free(R.bufs);
+        free(R.ok);
+        return cli_fatal(cmd, "out of memory");
+    }
+    int rc = 0;
+    FILE *in = NULL;
+    bool close_out = false;
+    R.out = stdout;
+    if (common->output && strcmp(common->output, "-")) {
+        R.out = fopen(common->output, "wb");
+        if (!R.out) {
+            rc = cli_fatal(cmd, "cannot open --output %s: %s", common->output, strerror(errno));
+            goto done;
+        }
+        close_out = true;
+    }
+    cli_progress_init(&R.progress, common->quiet, "items");
+    double t0 = tp_now();
+
+    if (common->texts.n) {
+        R.total_items = (double)common->texts.n;
+        cli_item *items = tp_malloc_array(chunk_items, sizeof *items);
+        if (!items) {
+            rc = cli_fatal(cmd, "out of memory");
+            goto done;
+        }
+        for (size_t s = 0; s < common->texts.n && !rc; s += chunk_items) {
+            size_t n = common->texts.n - s < chunk_items ? common->texts.n - s : chunk_items;
+            for (size_t i = 0; i < n; i++) {
+                cli_item_from_text(&items[i], common->texts.items[s + i]);
+                items[i].index = s + i;
+            }
+            rc = run_items(&R, items, n);
+            show_progress(&R, -1, false);
+        }
+        free(items);
+    } else {
+        if (common->input && strcmp(common->input, "-")) {
+            in = fopen(common->input, "rb");
+            if (!in) {
+                rc = cli_fatal(cmd, "cannot open --input %s: %s", common->input, strerror(errno));
+                goto done;
+            }
+        } else {
+            in = stdin;
+        }
+        struct stat st;
+        if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
+            R.total_bytes = (uint64_t)st.st_size;
+        reader rd;
+        memset(&rd, 0, sizeof rd);
+        rd.in = in;
+        rd.chunk_items = chunk_items;
+        pthread_mutex_init(&rd.mu, NULL);
+        pthread_cond_init(&rd.cv, NULL);
+        pthread_t th;
+        if (pthread_create(&th, NULL, reader_main, &rd) != 0) {
+            rc = cli_fatal(cmd, "cannot start the reader thread");
+        } else {
+            for (;;) {
+                chunk *c = take_chunk(&rd);
+                bool last = c->eof;
+                if (c->error[0]) {
+                    rc = cli_fatal(cmd, "%s", c->error);
+                } else {
+                    rc = run_items(&R, c->items, c->n);
+                    double frac = R.total_bytes ? (double)c->end_pos / (double)R.total_bytes : -1;
+                    show_progress(&R, frac, false);
+                }
+                if (c->items) /* the static out-of-memory chunk has none and is not freed */
+                    chunk_free(c);
+                if (rc || last)
+                    break;
+            }
+            pthread_mutex_lock(&rd.mu);
+            rd.stop = true;
+            pthread_cond_broadcast(&rd.cv);
+            pthread_mutex_unlock(&rd.mu);
+            pthread_join(th, NULL);
+            if (rd.slot && rd.slot->items)
+                chunk_free(rd.slot);
+        }
+        pthread_mutex_destroy(&rd.mu);
+        pthread_cond_destroy(&rd.cv);
+    }
+    if (!rc && fflush(R.out) != 0)
+        rc = cli_fatal(cmd, "writing the output: %s", strerror(errno));
+    if (!rc)
+        show_progress(&R, 1.0, true);
+    cli_progress_finish(&R.progress);
+    if (stats) {
+        stats->items = R.done;
+        stats->failed = R.failed;
+        stats->seconds = tp_now() - t0;
+    }
+    if (!rc)
+        rc = R.failed ? CLI_EXIT_ITEMS : CLI_EXIT_OK;
+done:
+    if (in && in != stdin)
+        fclose(in);
+    if (close_out && fclose(R.out) != 0 && rc != CLI_EXIT_FATAL)
+        rc = cli_fatal(cmd, "closing --output %s: %s", common->output, strerror(errno));
+    for (size_t i = 0; i < R.cap; i++)
+        tp_buf_free(&R.bufs[i]);
+    free(R.bufs);
+    free(R.ok);
+    return rc;
+}
+
+size_t cli_collect_texts(const cli_item *items, size_t n, tp_buf *out, bool *ok, const char **texts,
+                         size_t *which) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].bad_input)
+            continue;
+        if (!items[i].text) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "line %zu: JSON object has no \"text\" field",
+                     items[i].line_no);
+            cli_err_line(&out[i], items[i].index, msg);
+            ok[i] = false;
+            continue;
+        }
+        texts[k] = items[i].text;
+        which[k++] = i;
+    }
+    return k;
+}
