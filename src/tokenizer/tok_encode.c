@@ -1367,23 +1367,41 @@ static void post_emit(const tok_post *p, bool add, seqv A, const seqv *B, tp_enc
     }
 }
 
-static bool post_trims(const tok_post *p) {
+/* The ByteLevel/Roberta post-processor that trims offsets, or NULL. */
+static const tok_post *post_trims(const tok_post *p) {
     if (p->kind == TPP_BYTELEVEL || p->kind == TPP_ROBERTA)
-        return p->trim_offsets;
+        return p->trim_offsets ? p : NULL;
     if (p->kind == TPP_SEQUENCE)
         for (size_t i = 0; i < p->n_items; i++)
             if (post_trims(&p->items[i]))
-                return true;
-    return false;
+                return post_trims(&p->items[i]);
+    return NULL;
 }
 
-/* ByteLevel trim_offsets: offsets exclude leading/trailing whitespace. */
-static void trim_offsets(const char *text, ttok *t, size_t n) {
+/* HF byte_level process_offsets: offsets exclude the token's leading and
+ * trailing 'Ġ' (spaces), except the one space add_prefix_space put in front
+ * of the first token. */
+static void trim_offsets(const tp_tokenizer *tok, const tok_post *p, ttok *t, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        while (t[i].start < t[i].end && text[t[i].start] == ' ')
-            t[i].start++;
-        while (t[i].end > t[i].start && text[t[i].end - 1] == ' ')
-            t[i].end--;
+        size_t len = 0;
+        const char *s = tok_lookup_str(tok, t[i].id, &len);
+        if (!s)
+            continue;
+        size_t lead = 0, trail = 0, a = 0, b = len;
+        while (b - a >= 2 && memcmp(s + a, "\xc4\xa0", 2) == 0) {
+            lead++;
+            a += 2;
+        }
+        while (b - a >= 2 && memcmp(s + b - 2, "\xc4\xa0", 2) == 0) {
+            trail++;
+            b -= 2;
+        }
+        if (lead && (i == 0 || t[i].start == 0) && p->add_prefix_space && lead == 1)
+            lead = 0;
+        uint32_t st = t[i].start + (uint32_t)lead;
+        t[i].start = st < t[i].end ? st : t[i].end;
+        uint32_t en = t[i].end > trail ? t[i].end - (uint32_t)trail : 0;
+        t[i].end = en > t[i].start ? en : t[i].start;
     }
 }
 
@@ -1406,10 +1424,11 @@ static tp_status encode_impl(const tp_tokenizer *tok, tp_tok_scratch *S, const c
     if (pair && (st = encode_text(S, pair, plen, err)))
         return st;
     size_t nb = S->n_out - na;
-    if (post_trims(&tok->post)) {
-        trim_offsets(text, S->out, na);
+    const tok_post *trim = post_trims(&tok->post);
+    if (trim) {
+        trim_offsets(tok, trim, S->out, na);
         if (pair)
-            trim_offsets(pair, S->out + na, nb);
+            trim_offsets(tok, trim, S->out + na, nb);
     }
     /* truncation (HF: before the post-processor, leaving room for its tokens) */
     size_t ka = na, kb = nb;

@@ -165,8 +165,8 @@ typedef struct tok_post {
     tok_post_kind kind;
     tok_tpl_piece *single, *pair; /* Template */
     size_t n_single, n_pair;
-    uint32_t cls_id, sep_id; /* Roberta / Bert */
-    bool trim_offsets;
+    uint32_t cls_id, sep_id;             /* Roberta / Bert */
+    bool trim_offsets, add_prefix_space; /* Roberta / ByteLevel */
     struct tok_post *items;
     size_t n_items;
 } tok_post;

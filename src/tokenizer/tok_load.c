@@ -775,9 +775,11 @@ static tp_status parse_post(tp_tokenizer *tok, const char *file, const char *whe
             (st = parse_token_pair(tok, file, where, o, "sep", &out->sep_id, err)))
             return st;
         out->trim_offsets = out->kind == TPP_ROBERTA && jbool(o, "trim_offsets", true);
+        out->add_prefix_space = jbool(o, "add_prefix_space", true);
     } else if (strcmp(type, "ByteLevel") == 0) {
         out->kind = TPP_BYTELEVEL;
         out->trim_offsets = jbool(o, "trim_offsets", true);
+        out->add_prefix_space = jbool(o, "add_prefix_space", true);
     } else if (strcmp(type, "Sequence") == 0) {
         out->kind = TPP_SEQUENCE;
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "processors");

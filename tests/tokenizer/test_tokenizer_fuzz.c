@@ -1,0 +1,201 @@
+/*
+ * test_tokenizer_fuzz.c — random inputs never crash the tokenizer (run under
+ * the sanitizer build too), and a few properties hold on them:
+ *   - random bytes: encode fails with TP_ERR_INPUT exactly when the bytes are
+ *     not valid UTF-8 (checked with core's validator), else succeeds;
+ *   - random Unicode (mixed scripts, combining marks, spaces, controls, pieces
+ *     of added tokens): encode succeeds, offsets are ordered and in range, and
+ *     for Qwen3 decode(encode(s)) == NFC(s) (NFC by utf8proc directly);
+ *   - random ids: decode succeeds with valid UTF-8, and streaming them gives
+ *     whole UTF-8 chunks whose concatenation is the full decode;
+ *   - a long single-"word" Gemma 3 input (when ../shared is present) encodes.
+ * Fixed seeds: failures reproduce. Kept to a few seconds.
+ */
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+static uint64_t rng = 0x1234567887654321ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static const char *pieces[] = {"<|im_start|>",
+                               "<|im_end|>",
+                               "<think>",
+                               "[MASK]",
+                               "[CLS]",
+                               "<bos>",
+                               "<start_of_turn>",
+                               "\xe2\x96\x81",
+                               "\xc4\xa0",
+                               "<0x41>",
+                               "<table>",
+                               "  ",
+                               "\n\n",
+                               "\t",
+                               "'s",
+                               "n't",
+                               "|||IP_ADDRESS|||",
+                               "<|endoftext|>",
+                               "[unused0]"};
+
+static size_t random_unicode(char *out, size_t max_chars) {
+    static const uint32_t ranges[][2] = {
+        {0x20, 0x7E},        {0x00, 0x1F},       {0xA0, 0x17F},      {0x300, 0x36F},
+        {0x370, 0x3FF},      {0x400, 0x4FF},     {0x590, 0x5FF},     {0x600, 0x6FF},
+        {0x900, 0x97F},      {0xE00, 0xE7F},     {0x1100, 0x11FF},   {0x2000, 0x206F},
+        {0x3000, 0x30FF},    {0x4E00, 0x9FFF},   {0xAC00, 0xD7A3},   {0xFF00, 0xFFEF},
+        {0xFFF0, 0xFFFF},    {0x1F300, 0x1FAFF}, {0x20000, 0x2A6DF}, {0xE000, 0xF8FF},
+        {0x10FFF0, 0x10FFFF}};
+    size_t n = 0, chars = rnd() % (max_chars + 1);
+    for (size_t i = 0; i < chars; i++) {
+        if (rnd() % 10 == 0) {
+            const char *p = pieces[rnd() % (sizeof pieces / sizeof pieces[0])];
+            memcpy(out + n, p, strlen(p));
+            n += strlen(p);
+            continue;
+        }
+        size_t r = rnd() % (sizeof ranges / sizeof ranges[0]);
+        if (rnd() % 3 == 0)
+            r = 0; /* plenty of ASCII */
+        uint32_t cp = ranges[r][0] + rnd() % (ranges[r][1] - ranges[r][0] + 1);
+        n += (size_t)tp_utf8_encode(cp, out + n);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void fuzz(const char *dir, bool roundtrip, int iters) {
+    tp_tokenizer *tok = NULL;
+    tp_error err;
+    if (tp_tok_load(dir, &tok, &err) != TP_OK) {
+        CHECK_MSG(0, "%s", err.message);
+        return;
+    }
+    tp_tok_scratch *S = tp_tok_scratch_create(tok);
+    tp_tok_encode_params p = tp_tok_encode_default_params();
+    char buf[4096];
+    for (int it = 0; it < iters; it++) {
+        /* random bytes */
+        size_t n = rnd() % 64;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)(rnd() & 0xff);
+        if (rnd() % 2) /* mostly-ASCII bytes with a few high ones */
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (rnd() % 8) ? (char)(0x20 + rnd() % 95) : buf[i];
+        bool valid = tp_utf8_validate(buf, n) == n;
+        tp_encoding e;
+        p.add_special_tokens = rnd() % 2;
+        tp_status st = tp_tok_encode(tok, S, buf, n, NULL, 0, &p, &e, &err);
+        CHECK_MSG(valid ? st == TP_OK : st == TP_ERR_INPUT, "iter %d: %s", it, tp_status_name(st));
+        tp_encoding_free(&e);
+
+        /* random Unicode */
+        n = random_unicode(buf, 200);
+        st = tp_tok_encode(tok, S, buf, n, NULL, 0, &p, &e, &err);
+        CHECK_MSG(st == TP_OK, "iter %d: %s", it, err.message);
+        if (st == TP_OK) {
+            for (size_t i = 0; i < e.n; i++)
+                CHECK(e.offsets[2 * i] <= e.offsets[2 * i + 1] && e.offsets[2 * i + 1] <= n);
+            tp_tok_decode_params dp = {.skip_special_tokens = false,
+                                       .clean_up_tokenization_spaces = 0};
+            char *s = NULL;
+            size_t len = 0;
+            p.add_special_tokens = false;
+            tp_encoding e2;
+            CHECK(tp_tok_encode(tok, S, buf, n, NULL, 0, &p, &e2, &err) == TP_OK);
+            CHECK(tp_tok_decode(tok, e2.ids, e2.n, &dp, &s, &len, &err) == TP_OK);
+            if (roundtrip && s) {
+                utf8proc_uint8_t *nfc = NULL;
+                utf8proc_ssize_t m =
+                    utf8proc_map((const utf8proc_uint8_t *)buf, (utf8proc_ssize_t)n, &nfc,
+                                 UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+                /* buf has no NUL (code points from 0 are possible: compare lengths) */
+                CHECK_MSG(m >= 0 && (size_t)m == len && memcmp(nfc, s, len) == 0,
+                          "iter %d: round trip differs", it);
+                free(nfc);
+            }
+            free(s);
+            tp_encoding_free(&e2);
+            /* a pair, truncated */
+            tp_encoding e3;
+            p.add_special_tokens = true;
+            p.max_length = 1 + rnd() % 16;
+            st = tp_tok_encode(tok, S, buf, n, buf, tp_utf8_complete_prefix(buf, n / 2), &p, &e3,
+                               &err);
+            CHECK(st == TP_OK && e3.n <= p.max_length + 4);
+            tp_encoding_free(&e3);
+            p.max_length = 0;
+        }
+        tp_encoding_free(&e);
+
+        /* random ids: decode and stream */
+        size_t vocab = tp_tok_vocab_size(tok);
+        int32_t ids[24];
+        size_t k = rnd() % 24;
+        for (size_t i = 0; i < k; i++)
+            ids[i] = (int32_t)(rnd() % vocab);
+        tp_tok_decode_params dp = {.skip_special_tokens = rnd() % 2,
+                                   .clean_up_tokenization_spaces = 0};
+        char *full = NULL;
+        size_t full_len = 0;
+        CHECK(tp_tok_decode(tok, ids, k, &dp, &full, &full_len, &err) == TP_OK);
+        CHECK(full && tp_utf8_validate(full, full_len) == full_len);
+        tp_tok_stream *ds = tp_tok_stream_create(tok, &dp);
+        tp_buf all = {0};
+        for (size_t i = 0; i < k; i++) {
+            size_t before = all.len;
+            CHECK(tp_tok_stream_step(ds, ids[i], &all, &err) == TP_OK);
+            CHECK(tp_utf8_validate(all.data ? all.data + before : "", all.len - before) ==
+                  all.len - before);
+        }
+        CHECK(tp_tok_stream_flush(ds, &all, &err) == TP_OK);
+        CHECK_MSG(all.len == full_len && (full_len == 0 || memcmp(all.data, full, full_len) == 0),
+                  "iter %d: stream differs from decode", it);
+        tp_buf_free(&all);
+        tp_tok_stream_free(ds);
+        free(full);
+    }
+    tp_tok_scratch_free(S);
+    tp_tok_free(tok);
+}
+
+int main(void) {
+    int iters = getenv("TPIPE_FUZZ_ITERS") ? atoi(getenv("TPIPE_FUZZ_ITERS")) : 300;
+    fuzz(tp_test_data("tokenizers/qwen3"), true, iters);
+    fuzz(tp_test_data("tokenizers/modernbert"), false, iters);
+    const char *g = tp_test_shared("tokenizers/gemma3");
+    if (!g) {
+        printf("SKIP: ../shared/tokenizers/gemma3 absent: Gemma 3 part not run\n");
+        return tp_test_exit();
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", g);
+    fuzz(dir, false, iters);
+    /* one very long word (no spaces, no newlines): must not be quadratic */
+    tp_tokenizer *tok = NULL;
+    tp_error err;
+    if (tp_tok_load(dir, &tok, &err) == TP_OK) {
+        size_t n = 200000;
+        char *s = malloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            s[i] = (char)('a' + rnd() % 26);
+        s[n] = '\0';
+        tp_encoding e;
+        double t0 = tp_now();
+        CHECK(tp_tok_encode(tok, NULL, s, n, NULL, 0, NULL, &e, &err) == TP_OK);
+        printf("gemma3: one 200000-byte word -> %zu tokens in %.3f s\n", e.n, tp_now() - t0);
+        CHECK(e.n > 1000 && e.n < n);
+        tp_encoding_free(&e);
+        free(s);
+        tp_tok_free(tok);
+    }
+    return tp_test_exit();
+}
