@@ -37,6 +37,7 @@ static const char *common_help[][2] = {
     {"--input FILE", "read items from FILE, one per line (default: stdin)"},
     {"--output FILE", "write JSON lines to FILE (default: stdout)"},
     {"--quiet", "no progress bar on stderr"},
+    {"--stats", "print items, seconds and items/s on stderr at the end"},
     {"--help", "show this help"},
 };
 
@@ -153,6 +154,7 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_opt *opts, cli
         {"--output", CLI_STRING, &c->output, "FILE", NULL, 0, 0, NULL},
         {"--quiet", CLI_FLAG, &c->quiet, NULL, NULL, 0, 0, NULL},
         {"--help", CLI_FLAG, &c->help, NULL, NULL, 0, 0, NULL},
+        {"--stats", CLI_FLAG, &c->stats, NULL, NULL, 0, 0, NULL},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
     };
     bool options_done = false;

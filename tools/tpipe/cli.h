@@ -70,6 +70,7 @@ typedef struct cli_common {
     const char *output;    /* NULL or "-" = stdout */
     bool quiet;
     bool help;
+    bool stats;         /* --stats: items, seconds and items/s on stderr at the end */
     cli_strlist texts;  /* positional texts (the batch, when any) */
     size_t chunk_items; /* set by a subcommand: items per batch call (0: --batch-size when
                            given, else CLI_DEFAULT_CHUNK) */

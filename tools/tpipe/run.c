@@ -285,6 +285,11 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
     if (!rc)
         show_progress(&R, 1.0, true);
     cli_progress_finish(&R.progress);
+    if (common->stats && rc != CLI_EXIT_FATAL) {
+        double sec = tp_now() - t0;
+        fprintf(stderr, "tpipe %s: %zu items (%zu failed) in %.3f s, %.1f items/s\n", cmd, R.done,
+                R.failed, sec, sec > 0 ? (double)R.done / sec : 0.0);
+    }
     if (stats) {
         stats->items = R.done;
         stats->failed = R.failed;
