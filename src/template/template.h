@@ -81,6 +81,7 @@ typedef struct tp_template_render_params {
     bool has_now;
     int64_t now;
     size_t max_output; /* output byte limit; 0 = default (64 MiB) */
+    size_t max_memory; /* limit on the render's temporary values; 0 = default (256 MiB) */
 } tp_template_render_params;
 
 tp_template_render_params tp_template_default_render_params(void);

@@ -170,9 +170,11 @@ bool tpl_is_hashable(tv v);
 bool tpl_str_append(tp_buf *b, tv v);
 bool tpl_repr_append(tp_buf *b, tv v);
 void tpl_float_repr(char *out, size_t cap, double f); /* Python repr(float) */
-/* json.dumps(v, ensure_ascii=False, indent=indent (<0: None), sort_keys). Returns false with
- * a message in why (static string) when v holds something JSON cannot encode. */
-bool tpl_json_append(tp_buf *b, tv v, int indent, bool sort_keys, const char **why);
+/* json.dumps(v, ensure_ascii=False, indent=indent (<0: None), sort_keys, separators=(item_sep,
+ * key_sep): NULL = Python's defaults). Returns false with a message in why (static string)
+ * when v holds something JSON cannot encode. */
+bool tpl_json_append(tp_buf *b, tv v, int indent, bool sort_keys, const char *item_sep,
+                     const char *key_sep, const char **why);
 
 /* JSON text -> values (exact number spelling). On error returns false and writes a message. */
 bool tpl_from_json(tpl_arena *a, const char *json, size_t len, tv *out, char *msg, size_t msg_cap);

@@ -26,7 +26,7 @@
 #include <utf8proc.h>
 
 #define TPL_DEFAULT_MAX_OUTPUT ((size_t)64 << 20)
-#define TPL_MAX_ARENA ((size_t)512 << 20)
+#define TPL_MAX_ARENA ((size_t)256 << 20)
 #define TPL_MAX_STEPS 20000000ull
 #define TPL_MAX_RANGE 100000
 
@@ -253,8 +253,35 @@ static bool check_mem(R *r, int line) {
     return !r->failed;
 }
 
+/* "an int", "a str", "None", ... for messages */
 static const char *type_label(tv v) {
-    return tpl_type_name(v);
+    switch (v.t) {
+    case TV_NONE:
+        return "None";
+    case TV_INT:
+    case TV_BIGINT:
+        return "an int";
+    case TV_UNDEF:
+        return "an undefined";
+    case TV_LIST:
+        return v.u.l->tuple ? "a tuple" : "a list";
+    case TV_FLOAT:
+        return "a float";
+    case TV_STR:
+        return "a str";
+    case TV_BOOL:
+        return "a bool";
+    case TV_DICT:
+        return "a dict";
+    case TV_NS:
+        return "a namespace";
+    case TV_MACRO:
+        return "a macro";
+    case TV_LOOP:
+        return "a loop";
+    default:
+        return "a function";
+    }
 }
 
 static tv undef_named(const char *name, size_t n) {
@@ -269,9 +296,9 @@ static tv undef_on(tv obj, const char *name, size_t n, bool element) {
     return u;
 }
 
-static const char *TYPE_BY_CODE[] = {"undefined", "None",     "bool",   "int",  "int",
-                                     "float",     "str",      "list",   "dict", "namespace",
-                                     "macro",     "function", "method", "loop"};
+static const char *TYPE_BY_CODE[] = {
+    "an undefined", "None",   "a bool",      "an int",  "an int",     "a float",  "a str",
+    "a list",       "a dict", "a namespace", "a macro", "a function", "a method", "a loop"};
 
 /* "what the undefined value is": for error messages */
 static void undef_desc(tv u, char *buf, size_t cap) {
@@ -289,17 +316,17 @@ static void undef_desc(tv u, char *buf, size_t cap) {
                          ? TYPE_BY_CODE[code - 1]
                          : "value";
     if (u.aux & 0x80)
-        snprintf(buf, cap, "a %s value has no element %.*s", tn, nlen, nm);
+        snprintf(buf, cap, "%s value has no element %.*s", tn, nlen, nm);
     else if (code - 1 == TV_NONE)
         snprintf(buf, cap, "None has no attribute '%.*s'", nlen, nm);
     else
-        snprintf(buf, cap, "a %s value has no attribute '%.*s'", tn, nlen, nm);
+        snprintf(buf, cap, "%s value has no attribute '%.*s'", tn, nlen, nm);
 }
 
 static bool undef_fail(R *r, int line, tv u, const char *doing) {
     char d[160];
     undef_desc(u, d, sizeof d);
-    return rfail(r, line, "undefined value (%s) %s", d, doing);
+    return rfail(r, line, "%s: %s", doing, d);
 }
 
 /* ---- small value helpers ---- */
@@ -401,7 +428,7 @@ static bool iter_items(R *r, int line, tv v, const tv **items, size_t *n) {
     default:
         break;
     }
-    return rfail(r, line, "a %s value is not iterable", type_label(v));
+    return rfail(r, line, "%s value is not iterable", type_label(v));
 }
 
 /* ---- frames ---- */
@@ -551,9 +578,9 @@ static bool need_str_arg(R *r, int line, const tv *v, const char *what, const ch
 
 static bool compare(R *r, int line, tv a, tv b, int *res, const char *opname) {
     if (a.t == TV_UNDEF)
-        return undef_fail(r, line, a, "in a comparison");
+        return undef_fail(r, line, a, "cannot compare an undefined value");
     if (b.t == TV_UNDEF)
-        return undef_fail(r, line, b, "in a comparison");
+        return undef_fail(r, line, b, "cannot compare an undefined value");
     if (is_number(a) && is_number(b)) {
         if (a.t != TV_FLOAT && b.t != TV_FLOAT) {
             int64_t x = as_int(a), y = as_int(b);
@@ -583,15 +610,15 @@ static bool compare(R *r, int line, tv a, tv b, int *res, const char *opname) {
         *res = a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
         return true;
     }
-    return rfail(r, line, "'%s' is not supported between a %s and a %s value", opname,
-                 type_label(a), type_label(b));
+    return rfail(r, line, "'%s' is not supported between %s and %s value", opname, type_label(a),
+                 type_label(b));
 }
 
 static bool contains(R *r, int line, tv needle, tv hay, bool *res) {
     switch (hay.t) {
     case TV_STR:
         if (needle.t != TV_STR)
-            return rfail(r, line, "'in <string>' needs a string on the left, got a %s value",
+            return rfail(r, line, "'in <string>' needs a string on the left, got %s value",
                          type_label(needle));
         if (needle.u.s.n == 0) {
             *res = true;
@@ -611,15 +638,14 @@ static bool contains(R *r, int line, tv needle, tv hay, bool *res) {
         return true;
     case TV_DICT:
         if (!tpl_is_hashable(needle))
-            return rfail(r, line, "a %s value cannot be a dict key (unhashable)",
-                         type_label(needle));
+            return rfail(r, line, "%s value cannot be a dict key (unhashable)", type_label(needle));
         *res = tpl_dict_get(hay.u.d, needle) != NULL;
         return true;
     case TV_UNDEF:
         *res = false;
         return true;
     default:
-        return rfail(r, line, "'in' needs a container on the right, got a %s value (not iterable)",
+        return rfail(r, line, "'in' needs a container on the right, got %s value (not iterable)",
                      type_label(hay));
     }
 }
@@ -702,9 +728,9 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
         return true;
     }
     if (a.t == TV_UNDEF)
-        return undef_fail(r, line, a, "used with an arithmetic operator");
+        return undef_fail(r, line, a, "cannot do arithmetic on an undefined value");
     if (b.t == TV_UNDEF)
-        return undef_fail(r, line, b, "used with an arithmetic operator");
+        return undef_fail(r, line, b, "cannot do arithmetic on an undefined value");
     if (a.t == TV_BIGINT || b.t == TV_BIGINT)
         return rfail(r, line, "arithmetic on integers beyond 64 bits is not supported");
     if (op == OP_ADD) {
@@ -732,7 +758,7 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
     if (!is_number(a) || !is_number(b)) {
         if (op == OP_ADD && a.t == TV_STR)
             return rfail(r, line,
-                         "cannot concatenate a string and a %s value with '+' (use '~' or "
+                         "cannot concatenate a string and %s value with '+' (use '~' or "
                          "convert it with |string)",
                          type_label(b));
         if (op == OP_MOD && a.t == TV_STR)
@@ -969,7 +995,7 @@ static bool slice_indices(R *r, int line, const tv *st, const tv *en, const tv *
             continue;
         }
         if (!is_intlike(*b[k]))
-            return rfail(r, line, "slice indices must be integers, got a %s value",
+            return rfail(r, line, "slice indices must be integers, got %s value",
                          type_label(*b[k]));
         int64_t v = as_int(*b[k]);
         if (v < 0) {
@@ -1006,7 +1032,7 @@ static size_t *cp_offsets(R *r, tv s, size_t *ncp) {
 
 static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const tv *sp, tv *out) {
     if (obj.t == TV_UNDEF)
-        return undef_fail(r, line, obj, "cannot be sliced");
+        return undef_fail(r, line, obj, "cannot slice an undefined value");
     int64_t start, stop, step;
     if (obj.t == TV_LIST) {
         if (!slice_indices(r, line, st, en, sp, (int64_t)obj.u.l->n, &start, &stop, &step))
@@ -1046,7 +1072,7 @@ static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const t
         *out = buf_to_str(r, &b);
         return check_mem(r, line);
     }
-    return rfail(r, line, "a %s value cannot be sliced", type_label(obj));
+    return rfail(r, line, "%s value cannot be sliced", type_label(obj));
 }
 
 static bool get_item(R *r, int line, tv obj, tv key, tv *out) {
@@ -1222,7 +1248,7 @@ static bool run_test(R *r, int line, int id, tv v, const args_t *a, bool *res) {
 
 static bool test_oddeven(R *r, int line, int id, tv v, bool *res) {
     if (!is_intlike(v))
-        return rfail(r, line, "test '%s' needs an integer, got a %s value", TEST_NAMES[id],
+        return rfail(r, line, "test '%s' needs an integer, got %s value", TEST_NAMES[id],
                      type_label(v));
     int64_t m = as_int(v) % 2;
     *res = id == TS_ODD ? m != 0 : m == 0;
@@ -1556,12 +1582,12 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
         return false;
     if (is_mutating(id))
         return rfail(r, line,
-                     "method '%s' would modify a %s value, which the template sandbox does not "
+                     "method '%s' would modify %s value, which the template sandbox does not "
                      "allow (unsupported)",
                      name, type_label(self));
     const tv *a0 = arg(&a, 0, NULL), *a1 = arg(&a, 1, NULL);
     char what[64];
-    snprintf(what, sizeof what, "%s.%s()", type_label(self), name);
+    snprintf(what, sizeof what, "%s.%s()", tpl_type_name(self), name);
     if (self.t == TV_STR) {
         tv s = self;
         switch (id) {
@@ -1698,7 +1724,7 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
             for (size_t i = 0; i < n; i++) {
                 if (items[i].t != TV_STR) {
                     tp_buf_free(&b);
-                    return rfail(r, line, "%s: item %zu is a %s value, not a string", what, i,
+                    return rfail(r, line, "%s: item %zu is %s value, not a string", what, i,
                                  type_label(items[i]));
                 }
                 if (i)
@@ -1807,7 +1833,7 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
             if (!k)
                 return rfail(r, line, "%s needs a key", what);
             if (!tpl_is_hashable(*k))
-                return rfail(r, line, "%s: a %s value cannot be a key", what, type_label(*k));
+                return rfail(r, line, "%s: %s value cannot be a key", what, type_label(*k));
             const tv *v = tpl_dict_get(d, *k);
             *out = v ? *v : dflt ? *dflt : tv_none();
             return true;
@@ -1840,7 +1866,7 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
         return true;
     }
     (void)a1;
-    return rfail(r, line, "a %s value has no method '%s'", type_label(self), name);
+    return rfail(r, line, "%s value has no method '%s'", type_label(self), name);
 }
 
 /* ---- globals ---- */
@@ -2005,7 +2031,7 @@ static bool call_value(R *r, frame *f, const tpl_node *call, tv callee, tv *out)
     if (callee.t == TV_METHOD)
         return call_method(r, f, call, *callee.u.fn.self, callee.u.fn.id, callee.u.fn.name, out);
     if (callee.t == TV_UNDEF)
-        return undef_fail(r, line, callee, "cannot be called");
+        return undef_fail(r, line, callee, "cannot call an undefined value");
     args_t a;
     if (callee.t == TV_FUNC) {
         if (!eval_args(r, f, call, &a))
@@ -2017,7 +2043,7 @@ static bool call_value(R *r, frame *f, const tpl_node *call, tv callee, tv *out)
             return false;
         return call_macro(r, call, callee, &a, out);
     }
-    return rfail(r, line, "a %s value is not callable", type_label(callee));
+    return rfail(r, line, "%s value is not callable", type_label(callee));
 }
 
 /* ---- filters ---- */
@@ -2339,7 +2365,7 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             *out = tv_int(0);
             return true;
         default:
-            return rfail(r, line, "filter '%s': a %s value has no length", nm, type_label(v));
+            return rfail(r, line, "filter '%s': %s value has no length", nm, type_label(v));
         }
     case F_TOJSON: {
         static const char *const kn[] = {"ensure_ascii", "indent", "separators", "sort_keys", NULL};
@@ -2347,8 +2373,19 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return false;
         const tv *ea = arg(a, 0, "ensure_ascii"), *ind = arg(a, 1, "indent"),
                  *sep = arg(a, 2, "separators"), *sk = arg(a, 3, "sort_keys");
-        if (sep && sep->t != TV_NONE)
-            return rfail(r, line, "filter 'tojson': separators= is not supported");
+        char isep[16] = "", ksep[16] = "";
+        bool have_sep = false;
+        if (sep && sep->t != TV_NONE) {
+            if (sep->t != TV_LIST || sep->u.l->n != 2 || sep->u.l->items[0].t != TV_STR ||
+                sep->u.l->items[1].t != TV_STR || sep->u.l->items[0].u.s.n >= sizeof isep ||
+                sep->u.l->items[1].u.s.n >= sizeof ksep)
+                return rfail(r, line, "filter 'tojson': separators must be two short strings");
+            memcpy(isep, sep->u.l->items[0].u.s.p, sep->u.l->items[0].u.s.n);
+            memcpy(ksep, sep->u.l->items[1].u.s.p, sep->u.l->items[1].u.s.n);
+            isep[sep->u.l->items[0].u.s.n] = 0;
+            ksep[sep->u.l->items[1].u.s.n] = 0;
+            have_sep = true;
+        }
         int indent = -1;
         if (ind && ind->t != TV_NONE) {
             if (!is_intlike(*ind) || as_int(*ind) < 0 || as_int(*ind) > 64)
@@ -2357,7 +2394,8 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         }
         tp_buf b = {0};
         const char *why = NULL;
-        if (!tpl_json_append(&b, v, indent, sk && tpl_truthy(*sk), &why)) {
+        if (!tpl_json_append(&b, v, indent, sk && tpl_truthy(*sk), have_sep ? isep : NULL,
+                             have_sep ? ksep : NULL, &why)) {
             tp_buf_free(&b);
             return rfail(r, line, "filter 'tojson': %s", why ? why : "cannot encode");
         }
@@ -2480,7 +2518,7 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return check_mem(r, line);
         }
         if (v.t != TV_DICT)
-            return rfail(r, line, "filter 'items' needs a mapping, got a %s value", type_label(v));
+            return rfail(r, line, "filter 'items' needs a mapping, got %s value", type_label(v));
         tv l = mklist(r, v.u.d->n);
         if (!check_mem(r, line))
             return false;
@@ -2565,7 +2603,7 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
                 return rfail(r, line, "integer overflow");
             *out = tv_int(as_int(v) < 0 ? -as_int(v) : as_int(v));
         } else
-            return rfail(r, line, "filter 'abs' needs a number, got a %s value", type_label(v));
+            return rfail(r, line, "filter 'abs' needs a number, got %s value", type_label(v));
         return true;
     case F_UNIQUE: {
         static const char *const kn[] = {"case_sensitive", "attribute", NULL};
@@ -2627,7 +2665,7 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         tv src = v;
         if (ds) {
             if (v.t != TV_DICT)
-                return rfail(r, line, "filter 'dictsort' needs a mapping, got a %s value",
+                return rfail(r, line, "filter 'dictsort' needs a mapping, got %s value",
                              type_label(v));
             tpl_node dummy = *fn;
             dummy.builtin = F_ITEMS;
@@ -2658,7 +2696,7 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         if (!args_check(r, line, a, 2, kn, what))
             return false;
         if (!is_number(v))
-            return rfail(r, line, "filter 'round' needs a number, got a %s value", type_label(v));
+            return rfail(r, line, "filter 'round' needs a number, got %s value", type_label(v));
         const tv *pr = arg(a, 0, "precision"), *me = arg(a, 1, "method");
         int64_t p = pr && is_intlike(*pr) ? as_int(*pr) : 0;
         if (p < -20 || p > 20)
@@ -2918,7 +2956,7 @@ static bool eval_inner(R *r, frame *f, const tpl_node *n, tv *out) {
             return true;
         }
         if (v.t == TV_UNDEF)
-            return undef_fail(r, line, v, "used with a unary operator");
+            return undef_fail(r, line, v, "cannot negate an undefined value");
         if (v.t == TV_FLOAT)
             *out = tv_float(n->op == OP_NEG ? -v.u.f : v.u.f);
         else if (is_intlike(v)) {
@@ -2980,7 +3018,7 @@ static bool eval_inner(R *r, frame *f, const tpl_node *n, tv *out) {
             if (!eval(r, f, n->kids[i], &k) || !eval(r, f, n->kids[i + 1], &v))
                 return false;
             if (!tpl_is_hashable(k) || k.t == TV_UNDEF)
-                return rfail(r, line, "a %s value cannot be a dict key", type_label(k));
+                return rfail(r, line, "%s value cannot be a dict key", type_label(k));
             if (!tpl_dict_set(&r->a, d, k, v))
                 return check_mem(r, line);
         }
@@ -3043,7 +3081,7 @@ static bool assign(R *r, frame *f, const tpl_node *target, tv v) {
         if (!iter_items(r, line, v, &items, &n))
             return false;
     } else {
-        return rfail(r, line, "cannot unpack a %s value", type_label(v));
+        return rfail(r, line, "cannot unpack %s value", type_label(v));
     }
     if (n != target->n_kids)
         return rfail(r, line, "cannot unpack %zu value%s into %zu variables", n, n == 1 ? "" : "s",
@@ -3089,7 +3127,7 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
     lp->items = items;
     lp->n = cnt;
     lp->index0 = 0;
-    lp->depth = r->loop_depth + 1;
+    lp->depth = 1; /* Jinja counts depth only for recursive loops, which we refuse */
     tv lv;
     lv.t = TV_LOOP;
     lv.aux = 0;
@@ -3242,13 +3280,13 @@ tp_status tp_template_render(const tp_template *t, const tp_template_vars *const
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_template_render: NULL argument");
     R r;
     memset(&r, 0, sizeof r);
-    r.a.limit = TPL_MAX_ARENA;
     r.t = t;
     r.vars = vars;
     r.n_vars = n_vars;
     r.prm = params ? *params : tp_template_default_render_params();
     if (r.prm.max_output == 0)
         r.prm.max_output = TPL_DEFAULT_MAX_OUTPUT;
+    r.a.limit = r.prm.max_memory ? r.prm.max_memory : TPL_MAX_ARENA;
     r.err = err;
     tp_buf buf = {0};
     r.out = &buf;

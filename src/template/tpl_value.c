@@ -657,7 +657,8 @@ static int kv_cmp(const void *a, const void *b) {
     return x->k->u.s.n < y->k->u.s.n ? -1 : x->k->u.s.n > y->k->u.s.n;
 }
 
-static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, const char **why) {
+static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, const char *isep,
+                     const char *ksep, const char **why) {
     char num[64];
     if (level > TPL_MAX_DEPTH) {
         *why = "nesting too deep";
@@ -698,10 +699,10 @@ static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, con
         tp_buf_puts(b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i)
-                tp_buf_puts(b, indent >= 0 ? "," : ", ");
+                tp_buf_puts(b, isep);
             if (indent >= 0)
                 json_nl(b, indent, level + 1);
-            if (!json_rec(b, v.u.l->items[i], indent, sort_keys, level + 1, why))
+            if (!json_rec(b, v.u.l->items[i], indent, sort_keys, level + 1, isep, ksep, why))
                 return false;
         }
         if (indent >= 0)
@@ -742,13 +743,13 @@ static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, con
             tp_buf_puts(b, "{");
             for (size_t i = 0; i < d->n && ok; i++) {
                 if (i)
-                    tp_buf_puts(b, indent >= 0 ? "," : ", ");
+                    tp_buf_puts(b, isep);
                 if (indent >= 0)
                     json_nl(b, indent, level + 1);
                 ok = json_key(b, *refs[i].k, why);
                 if (ok) {
-                    tp_buf_puts(b, ": ");
-                    ok = json_rec(b, *refs[i].v, indent, sort_keys, level + 1, why);
+                    tp_buf_puts(b, ksep);
+                    ok = json_rec(b, *refs[i].v, indent, sort_keys, level + 1, isep, ksep, why);
                 }
             }
             if (ok && indent >= 0)
@@ -772,8 +773,13 @@ static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, con
     }
 }
 
-bool tpl_json_append(tp_buf *b, tv v, int indent, bool sort_keys, const char **why) {
-    return json_rec(b, v, indent, sort_keys, 0, why);
+bool tpl_json_append(tp_buf *b, tv v, int indent, bool sort_keys, const char *item_sep,
+                     const char *key_sep, const char **why) {
+    if (!item_sep)
+        item_sep = indent >= 0 ? "," : ", ";
+    if (!key_sep)
+        key_sep = ": ";
+    return json_rec(b, v, indent, sort_keys, 0, item_sep, key_sep, why);
 }
 
 /* ---- JSON reader (exact numbers) ---- */
