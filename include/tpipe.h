@@ -539,6 +539,150 @@ tp_status tp_zero_shot_predict_batch_labels(tp_model *model, const char *const *
 /* ---- end encoder ---- */
 
 /* ---- text generation (section: generate) ---- */
+
+/*
+ * Text generation with Qwen3 and Gemma3 checkpoints (tp_model_get_task ==
+ * TP_TASK_TEXT_GENERATION): completion (a raw prompt) and chat (messages
+ * rendered with the model's own chat template, add_generation_prompt = true),
+ * single and batched. Batches run with continuous batching: every decode step
+ * is one forward for all live sequences, a finished sequence leaves at once
+ * and the next item takes its slot; the KV cache is allocated in blocks under
+ * a memory budget (items wait for free blocks; an item that cannot fit even
+ * alone fails alone with TP_ERR_OUT_OF_MEMORY).
+ *
+ * Settings resolve per item: the item's tp_gen_options field when set, else
+ * the call's, else generation_config.json's, else the built-in default. An
+ * item's output depends only on the item and its resolved settings (its own
+ * RNG), never on the rest of the batch or the thread count.
+ *
+ * Errors of the calls (single calls return the item's own error as status):
+ *   TP_ERR_INVALID_ARGUMENT  NULL arguments, a model that is not a text
+ *                            generator, out-of-range settings
+ *   TP_ERR_INPUT             invalid UTF-8, a prompt with no tokens, a bad message
+ *   TP_ERR_TOO_LONG          a prompt leaving no room in the context (unless
+ *                            truncate_prompt)
+ *   TP_ERR_TEMPLATE          the chat template failed (message names its line)
+ *   TP_ERR_NOT_FOUND         chat on a model without a chat template
+ *   TP_ERR_OUT_OF_MEMORY     the item alone needs more KV cache than the budget
+ * Calls on one model take turns on its thread pool (thread-safe).
+ */
+
+typedef enum tp_finish_reason {
+    TP_FINISH_NONE = 0,     /* the item failed (see its error)                          */
+    TP_FINISH_STOP = 1,     /* an EOS / stop token id, or a stop string                 */
+    TP_FINISH_LENGTH = 2,   /* max_new_tokens, or the end of the model's context         */
+    TP_FINISH_CANCELLED = 3 /* the stream callback returned non-zero                     */
+} tp_finish_reason;
+
+/* Per-item settings; every field has an "unset" value (what
+ * tp_gen_options_unset() returns), meaning "inherit". */
+typedef struct tp_gen_options {
+    int32_t max_new_tokens;     /* < 0 unset. Default: generation_config max_new_tokens,
+                                   else 256                                               */
+    float temperature;          /* < 0 unset; 0 = greedy. Default: generation_config's
+                                   temperature (1.0 if absent) when its do_sample is true,
+                                   else 0 (greedy)                                        */
+    int32_t top_k;              /* < 0 unset; 0 = off. Default: generation_config (50)    */
+    float top_p;                /* < 0 unset; 1 = off. Default: generation_config (1.0)   */
+    float min_p;                /* < 0 unset; 0 = off. Default: generation_config (0)     */
+    float repetition_penalty;   /* <= 0 unset; 1 = off. Default: generation_config (1.0)  */
+    int32_t repetition_window;  /* < 0 unset; 0 = every prompt and output token (default) */
+    int64_t seed;               /* < 0 unset. Default 0 (so runs are reproducible)        */
+    const char *const *stop;    /* stop strings (n_stop); NULL = unset. Generation stops
+                                   when the text contains one (also across tokens); the
+                                   text is cut before it                                  */
+    size_t n_stop;
+    const int32_t *stop_ids;    /* extra stop token ids besides the EOS ids of
+                                   generation_config.json (else config.json); NULL =
+                                   unset. Like EOS, a stop id ends the item and counts  */
+    size_t n_stop_ids;
+} tp_gen_options;
+
+tp_gen_options tp_gen_options_unset(void);
+
+/* Streaming: new text of item `item` (never a split UTF-8 character; what
+ * the stream delivers concatenates to the item's final text). Called on the
+ * calling thread. Return non-zero to cancel that item only (finish_reason
+ * TP_FINISH_CANCELLED, the text so far kept). */
+typedef int (*tp_gen_stream_fn)(size_t item, const char *text, size_t len, void *user);
+
+typedef struct tp_generate_params {
+    tp_gen_options options;   /* call-level settings (default: all unset)                 */
+    int enable_thinking;      /* chat: -1 (default) = not passed to the template; 0 =
+                                 false; 1 = true (Qwen3's thinking switch)               */
+    bool truncate_prompt;     /* false (default): a prompt leaving no room for
+                                 max_new_tokens in the context fails TP_ERR_TOO_LONG;
+                                 true: its oldest tokens are dropped (result.truncated)  */
+    size_t kv_budget;         /* bytes of KV cache for the call; 0 (default): half of the
+                                 available memory                                         */
+    int max_batch;            /* sequences decoded together; 0 (default): 64             */
+    tp_gen_stream_fn stream;  /* NULL (default): no streaming                             */
+    void *stream_user;
+} tp_generate_params;
+
+tp_generate_params tp_generate_default_params(void);
+
+typedef struct tp_gen_result {
+    tp_error error;       /* error.status == TP_OK when the item succeeded              */
+    char *text;           /* generated text, special tokens skipped, cut before a stop
+                             string; an incomplete UTF-8 tail decodes as U+FFFD        */
+    char *reasoning;      /* the reasoning block (<think>...</think>, trimmed) when the
+                             text has one, else NULL                                   */
+    char *content;        /* the text after the reasoning block (trimmed at its start),
+                             or the whole text when there is none                      */
+    tp_finish_reason finish_reason;
+    size_t prompt_tokens;     /* prompt tokens run (after truncation)                 */
+    size_t completion_tokens; /* generated ids, a final EOS / stop id included         */
+    int32_t *tokens;          /* (completion_tokens) the generated ids                 */
+    bool truncated;           /* the prompt was cut (truncate_prompt)                  */
+} tp_gen_result;
+
+void tp_gen_result_free(tp_gen_result *r);                /* r is zeroed; NULL ok */
+void tp_gen_result_free_all(tp_gen_result *r, size_t n); /* each of n            */
+
+/* Per-call figures (all items of the call together). */
+typedef struct tp_generate_stats {
+    double total_s;               /* wall time of the call                              */
+    double time_to_first_token_s; /* from the call's start to the first new token       */
+    double prefill_tokens_per_s;  /* prompt tokens / time of the steps that prefilled   */
+    double decode_tokens_per_s;   /* tokens / time of the pure decode steps             */
+    size_t prompt_tokens;
+    size_t completion_tokens;
+    size_t kv_peak_bytes;         /* most KV cache memory held at once                  */
+} tp_generate_stats;
+
+/* One chat message. content is plain text. */
+typedef struct tp_chat_message {
+    const char *role; /* "system", "user", "assistant", ... */
+    const char *content;
+} tp_chat_message;
+
+/* One conversation: messages, or (when json is non-NULL) a JSON object with
+ * "messages" and optionally "tools" and other fields passed to the template. */
+typedef struct tp_chat_conversation {
+    const tp_chat_message *messages;
+    size_t n_messages;
+    const char *json;
+} tp_chat_conversation;
+
+/* Completion of one prompt (tokenized with the tokenizer's special tokens,
+ * e.g. Gemma3's <bos>). params/stats may be NULL. */
+tp_status tp_completion(tp_model *model, const char *prompt, const tp_generate_params *params,
+                        tp_gen_result *out, tp_generate_stats *stats, tp_error *err);
+/* n prompts; item_options NULL or n per-item settings; out: caller's array of n. */
+tp_status tp_completion_batch(tp_model *model, const char *const *prompts, size_t n,
+                              const tp_generate_params *params,
+                              const tp_gen_options *item_options, tp_gen_result *out,
+                              tp_generate_stats *stats, tp_error *err);
+/* Chat: renders the model's chat template (add_generation_prompt = true;
+ * enable_thinking passed only when set) and generates the assistant reply. */
+tp_status tp_chat(tp_model *model, const tp_chat_message *messages, size_t n_messages,
+                  const tp_generate_params *params, tp_gen_result *out, tp_generate_stats *stats,
+                  tp_error *err);
+tp_status tp_chat_batch(tp_model *model, const tp_chat_conversation *conversations, size_t n,
+                        const tp_generate_params *params, const tp_gen_options *item_options,
+                        tp_gen_result *out, tp_generate_stats *stats, tp_error *err);
+
 /* ---- end generate ---- */
 
 #ifdef __cplusplus

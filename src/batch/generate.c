@@ -94,7 +94,7 @@ static void finish_item(tp_kv_cache *kv, slot *s, tp_gen_output *o, tp_gen_finis
 
 tp_status tp_generate_run(const tp_net *net, const tp_gen_config *cfg_in, const tp_gen_item *items,
                           size_t n, const tp_gen_hooks *hooks, tp_gen_output *outs,
-                          tp_gen_stats *stats, tp_error *err) {
+                          tp_gen_run_stats *stats, tp_error *err) {
     double t0 = tp_now();
     if (stats)
         memset(stats, 0, sizeof *stats);

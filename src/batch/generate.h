@@ -68,7 +68,7 @@ typedef struct tp_gen_config {
     int block_size;         /* KV block rows; 0 = 16 */
 } tp_gen_config;
 
-typedef struct tp_gen_stats {
+typedef struct tp_gen_run_stats {
     double wall_s;           /* whole run */
     double first_token_s;    /* from the start to the first generated token */
     double prefill_s;        /* time in steps that prefilled */
@@ -80,7 +80,7 @@ typedef struct tp_gen_stats {
     size_t kv_peak_bytes; /* most KV memory held at once */
     size_t kv_pool_bytes; /* size of the pool */
     int max_live;         /* most sequences in one step */
-} tp_gen_stats;
+} tp_gen_run_stats;
 
 /* Half of MemAvailable (from /proc/meminfo), at least 64 MiB; 1 GiB if unknown. */
 size_t tp_gen_default_kv_budget(void);
@@ -91,7 +91,7 @@ size_t tp_gen_default_kv_budget(void);
  * prompt, prompt past the context, worst case above the KV budget) are in outs. */
 tp_status tp_generate_run(const tp_net *net, const tp_gen_config *cfg, const tp_gen_item *items,
                           size_t n, const tp_gen_hooks *hooks, tp_gen_output *outs,
-                          tp_gen_stats *stats, tp_error *err);
+                          tp_gen_run_stats *stats, tp_error *err);
 
 void tp_gen_output_free(tp_gen_output *o);
 

@@ -33,6 +33,7 @@ void tp_model_unlock(tp_model *m) {
 void tp_model_free(tp_model *m) {
     if (!m)
         return;
+    tp_textgen_free(m);
     tp_pool_destroy(m->pool);
     pthread_mutex_destroy(&m->lock);
     tp_tok_free(m->tok);
@@ -224,6 +225,8 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
 
     if (m->net->kind == TP_NET_DECODER) {
         m->task = TP_TASK_TEXT_GENERATION;
+        if ((s = tp_textgen_init(m, err)) != TP_OK)
+            goto fail;
     } else if (m->net->head == TP_ENC_HEAD_MLM) {
         m->task = TP_TASK_FILL_MASK;
     } else if (m->net->head == TP_ENC_HEAD_CLASSIFY) {

@@ -48,7 +48,14 @@ struct tp_model {
     tp_pool *pool;
 
     /* ---- decoders (issue #7) add their members below ---- */
+    struct tp_textgen *gen; /* generation_config.json defaults + chat template
+                               (text_generation.c); NULL for encoders          */
 };
+
+/* Text generation state of a decoder model (text_generation.c): called by
+ * tp_model_load once the net and tokenizer are loaded, and by tp_model_free. */
+tp_status tp_textgen_init(tp_model *m, tp_error *err);
+void tp_textgen_free(tp_model *m);
 
 /* Borrows the model's thread pool for one call (blocks while another call
  * holds it); release with tp_model_unlock. */

@@ -215,7 +215,7 @@ static int check_greedy(const tp_net *net, const tp_gen_config *cfg, const dc_it
         gi[i].n_stop_ids = n_eos;
     }
     tp_error err;
-    tp_gen_stats stats;
+    tp_gen_run_stats stats;
     if (tp_generate_run(net, cfg, gi, n, NULL, go, &stats, &err) != TP_OK) {
         snprintf(why, why_len, "%s: %s", label, err.message);
         goto done;
