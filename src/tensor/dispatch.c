@@ -20,6 +20,8 @@ const tp_kernel_table *tp_kernels_for(tp_isa isa) {
     switch (isa) {
     case TP_ISA_AVX512:
         return &tp_kernels_avx512;
+    case TP_ISA_AVX2:
+        return &tp_kernels_avx2;
     default:
         return &tp_kernels_ref;
     }

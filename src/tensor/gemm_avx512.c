@@ -48,11 +48,25 @@ static inline __m512 load_w_mask(tp_dtype dt, const void *w, size_t k, __mmask16
 #define TILE_R 4
 #define TILE_C 6
 
+/* Software prefetch of the next weight panel while this one is multiplied:
+ * rows [0, pf_rows) of pf (row stride K elements), one cache line per row per
+ * 16 k. It keeps DRAM busy in the decode shapes, where a panel is only used
+ * by a few rows of x. Prefetches do not change any result. */
+typedef struct pf_spec {
+    const char *p;
+    int rows;
+} pf_spec;
+
+static inline __attribute__((always_inline)) void prefetch_rows(pf_spec pf, size_t row_bytes,
+                                                                size_t off) {
+    for (int i = 0; i < pf.rows; i++)
+        _mm_prefetch(pf.p + (size_t)i * row_bytes + off, _MM_HINT_T0);
+}
+
 /* f32 compute: out[r][c] = sum_k x[r][k] w[c][k] for an R x C tile. */
-static inline __attribute__((always_inline)) void tile_f32(const int R, const int C, tp_dtype dt,
-                                                           const float *x, size_t ldx,
-                                                           const char *w, size_t K, float *y,
-                                                           size_t ldy, const float *bias) {
+static inline __attribute__((always_inline)) void
+tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, const char *w, size_t K,
+         float *y, size_t ldy, const float *bias, pf_spec pf) {
     size_t es = dt == TP_DTYPE_F32 ? 4 : 2;
     __m512 acc[TILE_R][8];
 #pragma GCC unroll 4
@@ -62,6 +76,8 @@ static inline __attribute__((always_inline)) void tile_f32(const int R, const in
             acc[r][c] = _mm512_setzero_ps();
     size_t k = 0;
     for (; k + 16 <= K; k += 16) {
+        if (pf.rows)
+            prefetch_rows(pf, K * es, k * es);
         __m512 xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -97,11 +113,12 @@ static inline __attribute__((always_inline)) void tile_f32(const int R, const in
         }
 }
 
-/* bf16 compute (bf16 weights): VDPBF16PS over chunks of 32 k. */
-static inline __attribute__((always_inline)) void tile_bf16(const int R, const int C,
-                                                            const float *x, size_t ldx,
-                                                            const uint16_t *w, size_t K, float *y,
-                                                            size_t ldy, const float *bias) {
+/* bf16 compute (bf16 weights): VDPBF16PS over chunks of 32 k. x has already
+ * been rounded to bf16 (xb, row stride ldxb elements, K padded with zeros to
+ * a multiple of 32), so every chunk is two plain loads. */
+static inline __attribute__((always_inline)) void
+tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint16_t *w, size_t K,
+          float *y, size_t ldy, const float *bias, pf_spec pf) {
     __m512 acc[TILE_R][8];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -110,12 +127,13 @@ static inline __attribute__((always_inline)) void tile_bf16(const int R, const i
             acc[r][c] = _mm512_setzero_ps();
     size_t k = 0;
     for (; k + 32 <= K; k += 32) {
+        if (pf.rows) {
+            prefetch_rows(pf, K * 2, k * 2);
+        }
         __m512bh xv[TILE_R];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const float *xr = x + (size_t)r * ldx + k;
-            xv[r] = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + 16), _mm512_loadu_ps(xr));
-        }
+        for (int r = 0; r < R; r++)
+            xv[r] = (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)r * ldxb + k));
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             __m512bh wv = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)c * K + k));
@@ -125,17 +143,11 @@ static inline __attribute__((always_inline)) void tile_bf16(const int R, const i
         }
     }
     if (k < K) {
-        size_t rem = K - k;
-        __mmask16 mlo = (__mmask16)(rem >= 16 ? 0xffffu : (1u << rem) - 1);
-        __mmask16 mhi = (__mmask16)(rem > 16 ? (1u << (rem - 16)) - 1 : 0);
-        __mmask32 mw = (__mmask32)((1ull << rem) - 1);
+        __mmask32 mw = (__mmask32)((1ull << (K - k)) - 1);
         __m512bh xv[TILE_R];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const float *xr = x + (size_t)r * ldx + k;
-            xv[r] = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mhi, xr + 16),
-                                        _mm512_maskz_loadu_ps(mlo, xr));
-        }
+        for (int r = 0; r < R; r++)
+            xv[r] = (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)r * ldxb + k));
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mw, w + (size_t)c * K + k);
@@ -153,25 +165,26 @@ static inline __attribute__((always_inline)) void tile_bf16(const int R, const i
         }
 }
 
-typedef void (*tile_fn)(const float *x, size_t ldx, const void *w, size_t K, float *y, size_t ldy,
-                        const float *bias);
+/* x is f32 for kinds 0-2 and bf16 (uint16_t) for kind 3; ldx in elements. */
+typedef void (*tile_fn)(const void *x, size_t ldx, const void *w, size_t K, float *y, size_t ldy,
+                        const float *bias, pf_spec pf);
 
 #define DEF_TILES(R, C)                                                                            \
-    static void t_f32_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
-                                size_t ldy, const float *bias) {                                   \
-        tile_f32(R, C, TP_DTYPE_F32, x, ldx, w, K, y, ldy, bias);                                  \
+    static void t_f32_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
+                                size_t ldy, const float *bias, pf_spec pf) {                       \
+        tile_f32(R, C, TP_DTYPE_F32, x, ldx, w, K, y, ldy, bias, pf);                              \
     }                                                                                              \
-    static void t_b16_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
-                                size_t ldy, const float *bias) {                                   \
-        tile_f32(R, C, TP_DTYPE_BF16, x, ldx, w, K, y, ldy, bias);                                 \
+    static void t_b16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
+                                size_t ldy, const float *bias, pf_spec pf) {                       \
+        tile_f32(R, C, TP_DTYPE_BF16, x, ldx, w, K, y, ldy, bias, pf);                             \
     }                                                                                              \
-    static void t_f16_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,     \
-                                size_t ldy, const float *bias) {                                   \
-        tile_f32(R, C, TP_DTYPE_F16, x, ldx, w, K, y, ldy, bias);                                  \
+    static void t_f16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
+                                size_t ldy, const float *bias, pf_spec pf) {                       \
+        tile_f32(R, C, TP_DTYPE_F16, x, ldx, w, K, y, ldy, bias, pf);                              \
     }                                                                                              \
-    static void t_dp_##R##_##C(const float *x, size_t ldx, const void *w, size_t K, float *y,      \
-                               size_t ldy, const float *bias) {                                    \
-        tile_bf16(R, C, x, ldx, w, K, y, ldy, bias);                                               \
+    static void t_dp_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,       \
+                               size_t ldy, const float *bias, pf_spec pf) {                        \
+        tile_bf16(R, C, x, ldx, w, K, y, ldy, bias, pf);                                           \
     }
 #define DEF_ROW(R)                                                                                 \
     DEF_TILES(R, 1) DEF_TILES(R, 2) DEF_TILES(R, 3) DEF_TILES(R, 4) DEF_TILES(R, 5) DEF_TILES(R, 6)
@@ -192,45 +205,99 @@ static const tile_fn tiles[4][TILE_R][TILE_C] = {ALL_FNS(t_f32), ALL_FNS(t_b16),
                                                  ALL_FNS(t_dp)};
 static const tile_fn gemv8[4] = {t_f32_1_8, t_b16_1_8, t_f16_1_8, t_dp_1_8};
 
-static void avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1) {
-    const tp_linear *l = a->l;
-    size_t K = (size_t)l->n_in;
-    int kind = l->dtype == TP_DTYPE_F32 ? 0 : l->dtype == TP_DTYPE_BF16 ? 1 : 2;
-    if (a->compute == TP_COMPUTE_BF16) {
-        if (!tp_cpu_has_bf16()) {
-            /* AVX-512 without AVX512_BF16: the reference defines the bf16 mode */
-            tp_kernels_ref.gemm(a, m0, m1, n0, n1);
-            return;
+/* bf16 copy of x rows on the stack: at most XB_MAX elements (128 KiB). */
+#define XB_MAX 65536
+
+/* Rounds rows [0, rows) of x (K floats each) to bf16 into xb (row stride
+ * ldxb >= K rounded up to 32), zero-filling the padding. RNE, as VCVTNE2PS2BF16
+ * rounds on the fly: the same bits as the reference's tp_f32_to_bf16. */
+static void round_rows_bf16(const float *x, size_t ldx, size_t rows, size_t K, uint16_t *xb,
+                            size_t ldxb) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint16_t *o = xb + r * ldxb;
+        for (size_t k = 0; k < ldxb; k += 32) {
+            size_t rem = k < K ? K - k : 0;
+            __mmask16 mlo = (__mmask16)(rem >= 16 ? 0xffffu : (1u << rem) - 1);
+            __mmask16 mhi = (__mmask16)(rem >= 32  ? 0xffffu
+                                        : rem > 16 ? (1u << (rem - 16)) - 1
+                                                   : 0);
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mhi, xr + k + 16),
+                                             _mm512_maskz_loadu_ps(mlo, xr + k));
+            _mm512_storeu_si512((void *)(o + k), (__m512i)v);
         }
-        kind = 3;
     }
+}
+
+/* Rows [m0, m1) x columns [n0, n1) with x given as `xs` (f32 or bf16 rows). */
+static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx, size_t xes,
+                       float *y, size_t ldy, size_t m0, size_t m1, size_t n0, size_t n1) {
+    size_t K = (size_t)l->n_in;
     size_t es = l->dtype == TP_DTYPE_F32 ? 4 : 2;
     const char *w = l->w;
+    const char *xc = xs;
     if (m1 - m0 == 1) {
-        const float *x = a->x + m0 * a->ldx;
-        float *y = a->y + m0 * a->ldy;
+        /* GEMV: 8 weight rows at a time, prefetching the next 8 */
+        const char *x = xc + m0 * ldx * xes;
+        float *yr = y + m0 * ldy;
         size_t n = n0;
-        for (; n + 8 <= n1; n += 8)
-            gemv8[kind](x, a->ldx, w + n * K * es, K, y + n, a->ldy, l->bias ? l->bias + n : NULL);
+        for (; n + 8 <= n1; n += 8) {
+            pf_spec pf = {w + (n + 8) * K * es, n + 16 <= n1 ? 8 : (int)(n1 - n - 8)};
+            gemv8[kind](x, ldx, w + n * K * es, K, yr + n, ldy, l->bias ? l->bias + n : NULL, pf);
+        }
         for (; n < n1; n += TILE_C) {
             size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
-            tiles[kind][0][c - 1](x, a->ldx, w + n * K * es, K, y + n, a->ldy,
-                                  l->bias ? l->bias + n : NULL);
+            pf_spec none = {NULL, 0};
+            tiles[kind][0][c - 1](x, ldx, w + n * K * es, K, yr + n, ldy,
+                                  l->bias ? l->bias + n : NULL, none);
         }
         return;
     }
+    size_t n_tiles = (m1 - m0 + TILE_R - 1) / TILE_R;
     for (size_t n = n0; n < n1; n += TILE_C) {
         size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
         const char *wn = w + n * K * es;
         const float *bn = l->bias ? l->bias + n : NULL;
-        for (size_t m = m0; m < m1; m += TILE_R) {
+        /* the next panel's rows, shared out over this panel's row tiles */
+        size_t next_c = n + c < n1 ? (n1 - n - c < TILE_C ? n1 - n - c : TILE_C) : 0;
+        size_t per_tile = (next_c + n_tiles - 1) / n_tiles;
+        size_t j = 0;
+        for (size_t m = m0; m < m1; m += TILE_R, j++) {
             size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
-            tiles[kind][r - 1][c - 1](a->x + m * a->ldx, a->ldx, wn, K, a->y + m * a->ldy + n,
-                                      a->ldy, bn);
+            size_t first = j * per_tile;
+            pf_spec pf = {
+                wn + (c + first) * K * es,
+                first < next_c ? (int)(next_c - first < per_tile ? next_c - first : per_tile) : 0};
+            tiles[kind][r - 1][c - 1](xc + m * ldx * xes, ldx, wn, K, y + m * ldy + n, ldy, bn, pf);
         }
     }
 }
 
 void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1) {
-    avx512_gemm(a, m0, m1, n0, n1);
+    const tp_linear *l = a->l;
+    size_t K = (size_t)l->n_in;
+    int kind = l->dtype == TP_DTYPE_F32 ? 0 : l->dtype == TP_DTYPE_BF16 ? 1 : 2;
+    if (a->compute != TP_COMPUTE_BF16) {
+        gemm_block(kind, l, a->x, a->ldx, sizeof(float), a->y, a->ldy, m0, m1, n0, n1);
+        return;
+    }
+    size_t ldxb = (K + 31) / 32 * 32;
+    if (!tp_cpu_has_bf16() || ldxb > XB_MAX) {
+        /* no AVX512_BF16, or rows too long for the stack copy: the reference
+         * defines the bf16 mode (a fixed choice per shape, so still invariant) */
+        tp_kernels_ref.gemm(a, m0, m1, n0, n1);
+        return;
+    }
+    /* round x to bf16 once per group of rows, then run the whole column range */
+    uint16_t xb[XB_MAX] __attribute__((aligned(64)));
+    size_t group = XB_MAX / ldxb;
+    if (group > TILE_R)
+        group -= group % TILE_R;
+    if (group > 16)
+        group = 16;
+    for (size_t m = m0; m < m1; m += group) {
+        size_t rows = m1 - m < group ? m1 - m : group;
+        round_rows_bf16(a->x + m * a->ldx, a->ldx, rows, K, xb, ldxb);
+        gemm_block(3, l, xb, ldxb, sizeof(uint16_t), a->y + m * a->ldy, a->ldy, 0, rows, n0, n1);
+    }
 }

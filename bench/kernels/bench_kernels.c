@@ -1,0 +1,328 @@
+/*
+ * bench_kernels — GEMM throughput of tp_matmul at decode-like (M = 1..32) and
+ * prefill-like (M = 512..4096) shapes with K x N of real models, for f32 and
+ * bf16 weights and both compute modes, next to the machine's measured limits:
+ *   - f32 FMA peak and bf16 dot-product peak (probe loops on every thread),
+ *   - read bandwidth (a STREAM-like sum over 512 MiB),
+ * and OpenBLAS cblas_sgemm on the same shapes as a baseline.
+ *
+ * Decode shapes rotate over enough copies of the weights (>= 384 MiB) that
+ * they stream from DRAM as in a real decode step, not from the L3.
+ * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
+ * Usage: bench_kernels [--threads N] [--quick]
+ */
+#include "probe.h"
+#include "tensor/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TP_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+static int n_threads;
+static tp_pool *pool;
+
+/* ---- probes, run on every thread at once ---- */
+
+typedef struct probe_ctx {
+    int kind; /* 0 fma f32, 1 dp bf16, 2 read */
+    long iters;
+    const float *buf;
+    size_t chunk;
+    double sink;
+} probe_ctx;
+
+static void probe_task(void *vctx, size_t task, int thread) {
+    (void)thread;
+    probe_ctx *c = vctx;
+    double r;
+    if (c->kind == 0)
+        r = probe_fma_f32(c->iters);
+    else if (c->kind == 1)
+        r = probe_dp_bf16(c->iters);
+    else
+        r = probe_read(c->buf + task * c->chunk, c->chunk);
+    if (r == 12345.678)
+        c->sink += r; /* practically never: keeps the result observable */
+}
+
+static double peak_probe(int kind) {
+    probe_ctx c = {kind, 2000000, NULL, 0, 0};
+    size_t tasks = (size_t)n_threads * 8;
+    tp_pool_run(pool, tasks, probe_task, &c); /* warm up, clocks up */
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = tp_now();
+        tp_pool_run(pool, tasks, probe_task, &c);
+        double t = tp_now() - t0;
+        double flops = (double)tasks * (double)c.iters * 12.0 * (kind == 0 ? 32.0 : 64.0);
+        double g = flops / t / 1e9;
+        best = g > best ? g : best;
+    }
+    return best;
+}
+
+static double bandwidth_probe(void) {
+    size_t n = (size_t)512 << 20 >> 2; /* 512 MiB of floats */
+    float *buf = tp_aligned_alloc(n, sizeof(float));
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = 1.0f;
+    probe_ctx c = {2, 0, buf, (size_t)1 << 20, 0}; /* 4 MiB per task */
+    size_t tasks = n / c.chunk;
+    double best = 0;
+    for (int rep = 0; rep < 4; rep++) {
+        double t0 = tp_now();
+        tp_pool_run(pool, tasks, probe_task, &c);
+        double t = tp_now() - t0;
+        double g = (double)n * 4.0 / t / 1e9;
+        best = g > best ? g : best;
+    }
+    tp_aligned_free(buf);
+    return best;
+}
+
+/* ---- GEMM timing ---- */
+
+typedef struct wset {
+    tp_dtype dtype;
+    size_t K, N, copies;
+    void *w; /* copies x (N, K) */
+} wset;
+
+static bool make_wset(wset *s, tp_dtype dt, size_t K, size_t N, size_t min_bytes) {
+    size_t es = tp_dtype_size(dt), one = K * N * es;
+    s->dtype = dt;
+    s->K = K;
+    s->N = N;
+    s->copies = min_bytes > one ? (min_bytes + one - 1) / one : 1;
+    s->w = tp_aligned_alloc(s->copies * K * N, es);
+    if (!s->w)
+        return false;
+    /* random-ish values; bf16 as the rounded f32 pattern */
+    uint32_t st = 12345;
+    for (size_t i = 0; i < s->copies * K * N; i++) {
+        st = st * 1664525u + 1013904223u;
+        float v = ((float)(st >> 8) / 16777216.0f - 0.5f) * 0.1f;
+        if (dt == TP_DTYPE_F32)
+            ((float *)s->w)[i] = v;
+        else
+            ((uint16_t *)s->w)[i] = tp_f32_to_bf16(v);
+    }
+    return true;
+}
+
+static double time_matmul(const wset *s, const float *x, float *y, size_t M, tp_compute cm,
+                          double min_time) {
+    size_t es = tp_dtype_size(s->dtype);
+    tp_linear l = {s->w, s->dtype, (int64_t)s->N, (int64_t)s->K, NULL, NULL};
+    tp_matmul(pool, &l, x, s->K, y, s->N, M, cm); /* warm up */
+    double best = 1e30, total = 0;
+    size_t rep = 0;
+    while (total < min_time || rep < 2) {
+        l.w = (const char *)s->w + (rep % s->copies) * s->K * s->N * es;
+        double t0 = tp_now();
+        tp_matmul(pool, &l, x, s->K, y, s->N, M, cm);
+        double t = tp_now() - t0;
+        best = t < best ? t : best;
+        total += t;
+        rep++;
+        if (rep > 2000)
+            break;
+    }
+    return best;
+}
+
+#ifdef TP_HAVE_OPENBLAS
+static double time_sgemm(const float *w, const float *x, float *y, size_t M, size_t K, size_t N,
+                         double min_time) {
+    double best = 1e30, total = 0;
+    int rep = 0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, w,
+                (int)K, 0.0f, y, (int)N);
+    while (total < min_time || rep < 2) {
+        double t0 = tp_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x,
+                    (int)K, w, (int)K, 0.0f, y, (int)N);
+        double t = tp_now() - t0;
+        best = t < best ? t : best;
+        total += t;
+        rep++;
+    }
+    return best;
+}
+#endif
+
+typedef struct kn {
+    size_t K, N;
+    const char *name;
+} kn;
+
+int main(int argc, char **argv) {
+    n_threads = tp_num_cores();
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else {
+            fprintf(stderr, "usage: %s [--threads N] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (n_threads < 1)
+        n_threads = 1;
+    tp_error err = {0};
+    pool = tp_pool_create(n_threads, &err);
+    if (!pool) {
+        fprintf(stderr, "bench_kernels: %s\n", err.message);
+        return 1;
+    }
+    tp_cpu_features f = tp_cpu_detect();
+    bool has512 = f.avx512f, has_bf16 = f.avx512_bf16;
+    printf("bench_kernels: isa %s, %d threads, bf16 dot products: %s\n", tp_isa_name(tp_get_isa()),
+           n_threads, has_bf16 ? "yes" : "no");
+#ifdef TP_HAVE_OPENBLAS
+    openblas_set_num_threads(n_threads);
+#endif
+
+    double peak_f32 = has512 ? peak_probe(0) : 0, peak_bf16 = has_bf16 ? peak_probe(1) : 0;
+    double bw = has512 ? bandwidth_probe() : 0;
+    printf("\nmachine limits (%d threads)\n", n_threads);
+    printf("  f32 FMA peak           %8.1f GFLOP/s\n", peak_f32);
+    printf("  bf16 dot-product peak  %8.1f GFLOP/s\n", peak_bf16);
+    printf("  read bandwidth         %8.1f GB/s\n", bw);
+    printf("BENCH probe.fma_peak_f32 %.1f GFLOP/s\n", peak_f32);
+    printf("BENCH probe.dp_peak_bf16 %.1f GFLOP/s\n", peak_bf16);
+    printf("BENCH probe.read_bw %.1f GB/s\n", bw);
+
+    /* ---- prefill-like ---- */
+    kn pre[] = {{768, 1152, "768x1152"},   {768, 2304, "768x2304"},
+                {1024, 3072, "1024x3072"}, {1152, 6912, "1152x6912"},
+                {3072, 1024, "3072x1024"}, {1024, 151936, "1024x151936"}};
+    size_t pre_m[] = {512, 2048, 4096};
+    size_t n_pre = quick ? 3 : sizeof pre / sizeof pre[0];
+    size_t n_pre_m = quick ? 1 : 3;
+    printf("\nprefill GEMM (GFLOP/s; %% of the peak of its precision; OpenBLAS sgemm f32)\n");
+    printf("  %-12s %5s | %9s %5s | %9s %5s | %9s %5s | %9s | %s\n", "KxN", "M", "f32w/f32", "%pk",
+           "bf16w/f32", "%pk", "bf16w/bf16", "%pk", "openblas", "f32w vs blas");
+    for (size_t s = 0; s < n_pre; s++) {
+        size_t K = pre[s].K, N = pre[s].N;
+        wset w32, w16;
+        if (!make_wset(&w32, TP_DTYPE_F32, K, N, 0) || !make_wset(&w16, TP_DTYPE_BF16, K, N, 0)) {
+            fprintf(stderr, "out of memory for %s\n", pre[s].name);
+            return 1;
+        }
+        for (size_t mi = 0; mi < n_pre_m; mi++) {
+            size_t M = pre_m[mi];
+            if (N > 100000 && M > 512)
+                continue; /* the LM-head shape once, at M=512 */
+            float *x = tp_aligned_alloc(M * K, 4), *y = tp_aligned_alloc(M * N, 4);
+            if (!x || !y) {
+                fprintf(stderr, "out of memory\n");
+                return 1;
+            }
+            for (size_t i = 0; i < M * K; i++)
+                x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+            double flops = 2.0 * (double)M * (double)K * (double)N;
+            double mt = N > 100000 ? 0.0 : 0.3;
+            double g1 = flops / time_matmul(&w32, x, y, M, TP_COMPUTE_F32, mt) / 1e9;
+            double g2 = flops / time_matmul(&w16, x, y, M, TP_COMPUTE_F32, mt) / 1e9;
+            double g3 =
+                has_bf16 ? flops / time_matmul(&w16, x, y, M, TP_COMPUTE_BF16, mt) / 1e9 : 0;
+            double gb = 0;
+#ifdef TP_HAVE_OPENBLAS
+            gb = flops / time_sgemm(w32.w, x, y, M, K, N, mt) / 1e9;
+#endif
+            printf("  %-12s %5zu | %9.1f %4.0f%% | %9.1f %4.0f%% | %9.1f %4.0f%% | %9.1f | %.2fx\n",
+                   pre[s].name, M, g1, 100 * g1 / peak_f32, g2, 100 * g2 / peak_f32, g3,
+                   peak_bf16 > 0 ? 100 * g3 / peak_bf16 : 0, gb, gb > 0 ? g1 / gb : 0);
+            printf("BENCH gemm.prefill.%s.m%zu.f32w_f32 %.1f GFLOP/s\n", pre[s].name, M, g1);
+            printf("BENCH gemm.prefill.%s.m%zu.f32w_f32.pct_peak %.1f %%\n", pre[s].name, M,
+                   100 * g1 / peak_f32);
+            printf("BENCH gemm.prefill.%s.m%zu.bf16w_f32 %.1f GFLOP/s\n", pre[s].name, M, g2);
+            printf("BENCH gemm.prefill.%s.m%zu.bf16w_f32.pct_peak %.1f %%\n", pre[s].name, M,
+                   100 * g2 / peak_f32);
+            if (has_bf16) {
+                printf("BENCH gemm.prefill.%s.m%zu.bf16w_bf16 %.1f GFLOP/s\n", pre[s].name, M, g3);
+                printf("BENCH gemm.prefill.%s.m%zu.bf16w_bf16.pct_peak %.1f %%\n", pre[s].name, M,
+                       100 * g3 / peak_bf16);
+            }
+            if (gb > 0)
+                printf("BENCH gemm.prefill.%s.m%zu.openblas_sgemm %.1f GFLOP/s\n", pre[s].name, M,
+                       gb);
+            tp_aligned_free(x);
+            tp_aligned_free(y);
+        }
+        tp_aligned_free(w32.w);
+        tp_aligned_free(w16.w);
+    }
+
+    /* ---- decode-like: weights stream from DRAM ---- */
+    kn dec[] = {{1024, 3072, "1024x3072"},
+                {3072, 1024, "3072x1024"},
+                {1152, 6912, "1152x6912"},
+                {768, 1152, "768x1152"}};
+    size_t dec_m[] = {1, 4, 16, 32};
+    size_t n_dec = quick ? 2 : sizeof dec / sizeof dec[0];
+    size_t stream_bytes = (size_t)384 << 20;
+    printf("\ndecode GEMM, weights streamed from DRAM (GB/s of weights; %% of read bandwidth; "
+           "GFLOP/s)\n");
+    printf("  %-10s %3s | %8s %5s %8s | %8s %5s %8s | %8s %5s %8s | %8s\n", "KxN", "M", "f32w GB/s",
+           "%bw", "GFLOP/s", "bf16w", "%bw", "GFLOP/s", "bf16w/bf16", "%bw", "GFLOP/s",
+           "blas GF/s");
+    for (size_t s = 0; s < n_dec; s++) {
+        size_t K = dec[s].K, N = dec[s].N;
+        wset w32, w16;
+        if (!make_wset(&w32, TP_DTYPE_F32, K, N, stream_bytes) ||
+            !make_wset(&w16, TP_DTYPE_BF16, K, N, stream_bytes)) {
+            fprintf(stderr, "out of memory for %s\n", dec[s].name);
+            return 1;
+        }
+        for (size_t mi = 0; mi < 4; mi++) {
+            size_t M = dec_m[mi];
+            float *x = tp_aligned_alloc(M * K, 4), *y = tp_aligned_alloc(M * N, 4);
+            for (size_t i = 0; i < M * K; i++)
+                x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+            double flops = 2.0 * (double)M * (double)K * (double)N;
+            double b32 = (double)K * N * 4, b16 = (double)K * N * 2;
+            double t1 = time_matmul(&w32, x, y, M, TP_COMPUTE_F32, 0.25);
+            double t2 = time_matmul(&w16, x, y, M, TP_COMPUTE_F32, 0.25);
+            double t3 = has_bf16 ? time_matmul(&w16, x, y, M, TP_COMPUTE_BF16, 0.25) : 1e30;
+            double gb = 0;
+#ifdef TP_HAVE_OPENBLAS
+            gb = flops / time_sgemm(w32.w, x, y, M, K, N, 0.1) / 1e9; /* L3-resident: one copy */
+#endif
+            printf("  %-10s %3zu | %8.1f %4.0f%% %8.1f | %8.1f %4.0f%% %8.1f | %8.1f %4.0f%% %8.1f "
+                   "| %8.1f\n",
+                   dec[s].name, M, b32 / t1 / 1e9, 100 * b32 / t1 / 1e9 / bw, flops / t1 / 1e9,
+                   b16 / t2 / 1e9, 100 * b16 / t2 / 1e9 / bw, flops / t2 / 1e9, b16 / t3 / 1e9,
+                   100 * b16 / t3 / 1e9 / bw, flops / t3 / 1e9, gb);
+            printf("BENCH gemm.decode.%s.m%zu.f32w_f32 %.1f GFLOP/s\n", dec[s].name, M,
+                   flops / t1 / 1e9);
+            printf("BENCH gemm.decode.%s.m%zu.bf16w_f32 %.1f GFLOP/s\n", dec[s].name, M,
+                   flops / t2 / 1e9);
+            printf("BENCH gemm.decode.%s.m%zu.bf16w_f32.bw %.1f GB/s\n", dec[s].name, M,
+                   b16 / t2 / 1e9);
+            printf("BENCH gemm.decode.%s.m%zu.bf16w_f32.pct_bw %.1f %%\n", dec[s].name, M,
+                   100 * b16 / t2 / 1e9 / bw);
+            if (has_bf16) {
+                printf("BENCH gemm.decode.%s.m%zu.bf16w_bf16 %.1f GFLOP/s\n", dec[s].name, M,
+                       flops / t3 / 1e9);
+                printf("BENCH gemm.decode.%s.m%zu.bf16w_bf16.pct_bw %.1f %%\n", dec[s].name, M,
+                       100 * b16 / t3 / 1e9 / bw);
+            }
+            tp_aligned_free(x);
+            tp_aligned_free(y);
+        }
+        tp_aligned_free(w32.w);
+        tp_aligned_free(w16.w);
+    }
+    tp_pool_destroy(pool);
+    return 0;
+}
