@@ -12,6 +12,7 @@
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -369,7 +370,72 @@ static void test_qwen3_folder(void) {
     rmdir(dir);
 }
 
+/* One compiled template and one variable set, rendered from 4 threads at once: every
+ * result equals the single-threaded one (the compiled form and the vars are read-only). */
+typedef struct {
+    const tp_chat_template *ct;
+    const tp_template_vars *vars;
+    const char *expected;
+    int mismatches;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    for (int i = 0; i < 200; i++) {
+        char *out = NULL;
+        tp_error err;
+        if (tp_chat_template_render_vars(j->ct, j->vars, NULL, &out, NULL, &err) != TP_OK ||
+            strcmp(out, j->expected) != 0)
+            j->mismatches++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    FILE *f = fopen(tp_test_data("templates/qwen3_tokenizer_config.json"), "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char cfg[65536];
+    size_t n = fread(cfg, 1, sizeof cfg - 1, f);
+    cfg[n] = 0;
+    fclose(f);
+    tp_chat_template *ct = NULL;
+    tp_error err;
+    CHECK(tp_chat_template_from_strings(cfg, NULL, "qwen3", &ct, &err) == TP_OK);
+    if (!ct)
+        return;
+    tp_template_vars *v = tp_template_vars_new();
+    const char *msgs = "[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", "
+                       "\"content\": \"Q\"}, {\"role\": \"assistant\", \"content\": "
+                       "\"<think>r</think>A\"}, {\"role\": \"user\", \"content\": \"Q2\"}]";
+    const char *tools = "[{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+                        "\"parameters\": {\"x\": 1.0}}}]";
+    CHECK(tp_template_vars_set_json(v, "messages", msgs, strlen(msgs), &err) == TP_OK);
+    CHECK(tp_template_vars_set_json(v, "tools", tools, strlen(tools), &err) == TP_OK);
+    CHECK(tp_template_vars_set_bool(v, "add_generation_prompt", true, &err) == TP_OK);
+    char *expected = NULL;
+    CHECK(tp_chat_template_render_vars(ct, v, NULL, &expected, NULL, &err) == TP_OK);
+    CHECK(expected && strstr(expected, "{\"type\": \"function\", \"function\": {\"name\": "
+                                       "\"f\", \"parameters\": {\"x\": 1.0}}}"));
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){ct, v, expected ? expected : "", 0};
+        CHECK(pthread_create(&th[i], NULL, thread_main, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(jobs[i].mismatches, 0);
+    }
+    free(expected);
+    tp_template_vars_free(v);
+    tp_chat_template_destroy(ct);
+}
+
 int main(void) {
+    test_threads();
     test_cases();
     test_errors();
     test_output_limit();
