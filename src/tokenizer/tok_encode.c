@@ -80,6 +80,7 @@ struct tp_tok_scratch {
     size_t c1, c2;
     segbuf sb;        /* split segments */
     bool no_cache;    /* a temporary scratch: do not allocate the cache */
+    bool cache_off;   /* this call: params->word_cache == false */
     tsplit *sp, *sp2; /* splits */
     size_t nsp, nsp2, spcap, spcap2;
     ttok *out; /* tokens of the text being encoded */
@@ -135,6 +136,8 @@ static bool tstr_reserve(tstr *t, size_t n) {
 }
 
 static bool tstr_push(tstr *t, const char *s, size_t n, uint32_t os, uint32_t oe) {
+    if (n == 0)
+        return true;
     if (!tstr_reserve(t, t->n + n))
         return false;
     memcpy(t->s + t->n, s, n);
@@ -148,6 +151,8 @@ static bool tstr_push(tstr *t, const char *s, size_t n, uint32_t os, uint32_t oe
 
 /* copy bytes [a, b) of src with their alignment */
 static bool tstr_copy(tstr *t, const tstr *src, size_t a, size_t b) {
+    if (b <= a)
+        return true;
     if (!tstr_reserve(t, t->n + (b - a)))
         return false;
     memcpy(t->s + t->n, src->s + a, b - a);
@@ -1003,7 +1008,7 @@ static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) 
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         cache_clear(S);
     }
-    if (n <= CACHE_MAX_WORD && S->cache) {
+    if (n <= CACHE_MAX_WORD && S->cache && !S->cache_off) {
         h = tok_hash_bytes(w, n);
         size_t i = (size_t)h & (CACHE_SLOTS - 1);
         for (;;) {
@@ -1268,7 +1273,8 @@ tp_tok_encode_params tp_tok_encode_default_params(void) {
     tp_tok_encode_params p = {.add_special_tokens = true,
                               .max_length = 0,
                               .strategy = TP_TRUNC_LONGEST_FIRST,
-                              .error_if_truncated = false};
+                              .error_if_truncated = false,
+                              .word_cache = true};
     return p;
 }
 
@@ -1417,6 +1423,7 @@ static tp_status encode_impl(const tp_tokenizer *tok, tp_tok_scratch *S, const c
     if (len > UINT32_MAX - 8 || plen > UINT32_MAX - 8)
         return tp_fail(err, TP_ERR_TOO_LONG, "text longer than 4 GiB");
     S->n_out = 0;
+    S->cache_off = !p->word_cache;
     tp_status st = encode_text(S, text, len, err);
     if (st)
         return st;

@@ -1,0 +1,198 @@
+/*
+ * bench_tokenizer — tokens/s of batch encoding and tokenizer.json load time
+ * for the Qwen3, ModernBERT and Gemma 3 tokenizers.
+ *
+ *   bench_tokenizer [--seconds S] [--threads N]
+ *
+ * Texts: "english" = the ASCII lines of ../shared/tokenizers/corpus.jsonl
+ * (read from the golden file's "text" fields) joined into ~2 KB documents;
+ * "multilingual" = every corpus line (CJK, Arabic, Indic, emoji, code, ...)
+ * joined the same way. Both are repeated to 4 MB, so the per-scratch word cache
+ * sees a small vocabulary of words: the "nocache" rows show the uncached BPE.
+ * Each figure is the best of a few runs of a whole batch (add_special_tokens
+ * true), single thread (no pool) and all threads (tp_pool).
+ * Prints a table and `BENCH tokenizer.<model>.<text>.<threads> <value> tok/s`.
+ */
+#include "tokenizer/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct docs {
+    char **d;
+    size_t n;
+    size_t bytes;
+} docs;
+
+/* golden.jsonl text fields (cJSON drops the one line with a NUL: fine here) */
+static docs make_docs(const char *golden, bool ascii_only, size_t total) {
+    docs D = {0};
+    char *data = NULL;
+    size_t len = 0;
+    tp_error err;
+    if (tp_read_file(golden, &data, &len, &err))
+        return D;
+    tp_buf all = {0};
+    char *save = NULL;
+    for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(l);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+        if (cJSON_IsString(t) && strlen(t->valuestring) > 0) {
+            bool ok = true;
+            if (ascii_only)
+                for (const char *p = t->valuestring; *p; p++)
+                    ok = ok && (unsigned char)*p < 0x80 && (unsigned char)*p >= 0x20;
+            if (ok && (!ascii_only || strlen(t->valuestring) > 20)) {
+                tp_buf_puts(&all, t->valuestring);
+                tp_buf_puts(&all, ascii_only ? " " : "\n");
+            }
+        }
+        cJSON_Delete(o);
+    }
+    free(data);
+    if (!all.len)
+        return D;
+    size_t cap = total / 2048 + 2;
+    D.d = calloc(cap, sizeof *D.d);
+    size_t pos = 0;
+    while (D.bytes < total && D.n < cap) {
+        tp_buf doc = {0};
+        while (doc.len < 2048) {
+            size_t take = all.len - pos < 2048 - doc.len ? all.len - pos : 2048 - doc.len;
+            /* cut at a space/newline so words stay whole */
+            size_t cut = take;
+            while (cut > 0 && pos + cut < all.len && all.data[pos + cut] != ' ' &&
+                   all.data[pos + cut] != '\n')
+                cut--;
+            if (cut == 0)
+                cut = take;
+            cut = tp_utf8_complete_prefix(all.data + pos, cut);
+            if (cut == 0)
+                cut = take;
+            tp_buf_append(&doc, all.data + pos, cut);
+            pos += cut;
+            if (pos >= all.len)
+                pos = 0;
+        }
+        D.bytes += doc.len;
+        D.d[D.n++] = tp_buf_take(&doc);
+    }
+    tp_buf_free(&all);
+    return D;
+}
+
+static void free_docs(docs *D) {
+    for (size_t i = 0; i < D->n; i++)
+        free(D->d[i]);
+    free(D->d);
+}
+
+/* best tokens/s over runs within ~seconds; *ntok = tokens per batch */
+static double run(const tp_tokenizer *tok, tp_pool *pool, const docs *D, bool cache, double seconds,
+                  size_t *ntok) {
+    tp_tok_encode_params p = tp_tok_encode_default_params();
+    p.word_cache = cache;
+    tp_encoding *out = calloc(D->n, sizeof *out);
+    double best = 0, t_end = tp_now() + seconds;
+    int runs = 0;
+    while (runs < 2 || (tp_now() < t_end && runs < 20)) {
+        tp_error err;
+        double t0 = tp_now();
+        if (tp_tok_encode_batch(tok, pool, (const char *const *)D->d, NULL, D->n, &p, out, &err)) {
+            fprintf(stderr, "encode failed: %s\n", err.message);
+            break;
+        }
+        double dt = tp_now() - t0;
+        size_t n = 0;
+        for (size_t i = 0; i < D->n; i++) {
+            n += out[i].n;
+            tp_encoding_free(&out[i]);
+        }
+        *ntok = n;
+        if (n / dt > best)
+            best = (double)n / dt;
+        runs++;
+    }
+    free(out);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    double seconds = 2.0;
+    int threads = tp_num_cores();
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+    }
+    const char *models[] = {"qwen3", "modernbert", "gemma3"};
+    tp_error err;
+    tp_pool *pool = tp_pool_create(threads, &err);
+    printf("bench_tokenizer: %d threads (%d cores)\n", tp_pool_size(pool), tp_num_cores());
+    printf("%-11s %-13s %-8s %12s %10s %10s\n", "model", "text", "threads", "tok/s", "MB/s",
+           "tokens");
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        char dir[4096], golden[4096];
+        snprintf(dir, sizeof dir, "%s/tokenizers/%s", TP_SHARED_DIR, models[m]);
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/tokenizer.json", dir);
+        if (!tp_file_exists(probe))
+            snprintf(dir, sizeof dir, "%s/tokenizers/%s", TP_TESTDATA_DIR, models[m]);
+        snprintf(probe, sizeof probe, "%s/tokenizer.json", dir);
+        if (!tp_file_exists(probe)) {
+            printf("SKIP: %s: no tokenizer.json\n", models[m]);
+            continue;
+        }
+        snprintf(golden, sizeof golden, "%s/tokenizers/%s/golden.jsonl", TP_TESTDATA_DIR,
+                 models[m]);
+        /* load time: best of 3 */
+        double best_load = 1e9;
+        tp_tokenizer *tok = NULL;
+        for (int r = 0; r < 3; r++) {
+            double t0 = tp_now();
+            tp_tokenizer *t = NULL;
+            if (tp_tok_load(dir, &t, &err)) {
+                fprintf(stderr, "%s\n", err.message);
+                break;
+            }
+            double dt = tp_now() - t0;
+            if (dt < best_load)
+                best_load = dt;
+            tp_tok_free(tok);
+            tok = t;
+        }
+        if (!tok)
+            continue;
+        printf("%-11s load %.3f s\n", models[m], best_load);
+        printf("BENCH tokenizer.%s.load %.4f s\n", models[m], best_load);
+        const char *texts[] = {"english", "multilingual"};
+        for (int t = 0; t < 2; t++) {
+            docs D = make_docs(golden, t == 0, 4u << 20);
+            if (!D.n) {
+                printf("SKIP: %s: no texts\n", golden);
+                continue;
+            }
+            struct {
+                const char *name;
+                tp_pool *pool;
+                bool cache;
+            } cfg[] = {{"1", NULL, true}, {"all", pool, true}, {"1.nocache", NULL, false}};
+            for (int c = 0; c < 3; c++) {
+                size_t ntok = 0;
+                double tps = run(tok, cfg[c].pool, &D, cfg[c].cache, seconds, &ntok);
+                double mbs = tps / (double)ntok * (double)D.bytes / 1e6;
+                printf("%-11s %-13s %-8s %12.0f %10.1f %10zu\n", models[m], texts[t], cfg[c].name,
+                       tps, mbs, ntok);
+                printf("BENCH tokenizer.%s.%s.%s %.0f tok/s\n", models[m], texts[t], cfg[c].name,
+                       tps);
+            }
+            free_docs(&D);
+        }
+        tp_tok_free(tok);
+    }
+    tp_pool_destroy(pool);
+    return 0;
+}
