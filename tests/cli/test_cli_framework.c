@@ -46,6 +46,13 @@ static void test_items(void) {
     CHECK(it.text && it.text_len == 0 && !it.bad_input);
     cli_item_free(&it);
 #undef LINE
+#define LINE2(s) (l = tp_strdup(s), cli_item_from_line(&it, l, strlen(l)))
+    LINE2("\"a\\u0000b\"");
+    CHECK(it.bad_input && strstr(it.bad_input, "NUL"));
+    cli_item_free(&it);
+    LINE2("\"a\\\\u0000b\""); /* an escaped backslash, then text */
+    CHECK(!it.bad_input && it.text && !strcmp(it.text, "a\\u0000b"));
+    cli_item_free(&it);
     char *nul = malloc(4);
     memcpy(nul, "a\0b", 4);
     cli_item_from_line(&it, nul, 3);
@@ -67,6 +74,9 @@ static void test_json_out(void) {
     CHECK_STR(b.data, "\"a\xEF\xBF\xBD"
                       "b\xEF\xBF\xBD\xEF\xBF\xBD"
                       "c\xEF\xBF\xBD\xEF\xBF\xBD\"");
+    b.len = 0;
+    cli_json_cstr(&b, "\xC2\x85|\xE2\x80\xA8|\xE2\x80\xA9|\xE2\x80\xA7");
+    CHECK_STR(b.data, "\"\\u0085|\\u2028|\\u2029|\xE2\x80\xA7\"");
     b.len = 0;
     cli_json_cstr(&b, NULL);
     CHECK_STR(b.data, "null");

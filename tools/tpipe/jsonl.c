@@ -19,6 +19,19 @@ void cli_item_from_text(cli_item *item, const char *text) {
     item->text_len = strlen(text);
 }
 
+/* Does the JSON text hold a \u0000 escape (a NUL inside a string)? cJSON would
+ * silently cut the string there, and the pipelines take C strings. */
+static bool has_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (!memcmp(s + i + 1, "u0000", 5))
+            return true;
+        i++; /* skip the escaped character: "\\u0000" is a backslash and text */
+    }
+    return false;
+}
+
 void cli_item_from_line(cli_item *item, char *line, size_t len) {
     memset(item, 0, sizeof *item);
     item->line_ = line;
@@ -42,6 +55,11 @@ void cli_item_from_line(cli_item *item, char *line, size_t len) {
                 cJSON_Delete(root);
                 root = NULL;
             }
+        }
+        if (root && has_nul_escape(line, len)) {
+            cJSON_Delete(root);
+            item->bad_input = "a JSON string holds U+0000 (NUL), which tpipe cannot pass on";
+            return;
         }
         if (root && cJSON_IsString(root)) {
             item->root_ = root;
@@ -87,7 +105,21 @@ void cli_json_str(tp_buf *b, const char *s, size_t n) {
             /* validate one character (looking at most 4 bytes ahead keeps this linear) */
             size_t lim = n - i < 4 ? n - i : 4;
             if (tp_utf8_validate(s + i, lim) > 0) {
-                i += c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+                size_t cl = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+                /* U+0085, U+2028, U+2029 are valid raw in JSON but break line
+                 * readers (JavaScript, Python's splitlines): escape them */
+                const char *esc = NULL;
+                if (cl == 2 && c == 0xC2 && (unsigned char)s[i + 1] == 0x85)
+                    esc = "\\u0085";
+                else if (cl == 3 && c == 0xE2 && (unsigned char)s[i + 1] == 0x80 &&
+                         ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9))
+                    esc = (unsigned char)s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+                if (esc) {
+                    tp_buf_append(b, s + run, i - run);
+                    tp_buf_append(b, esc, 6);
+                    run = i + cl;
+                }
+                i += cl;
                 continue;
             }
             /* an invalid byte: U+FFFD */
