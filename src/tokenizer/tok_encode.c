@@ -13,9 +13,9 @@
  * BPE: symbols are a linked list over an array. Short words (the common case)
  * keep the rank of every adjacent pair in an array and scan it for the minimum
  * (leftmost on ties); long words (Gemma 3 sees a whole line as one word) use a
- * binary heap keyed by (rank, position) with lazy invalidation, so a long
- * input costs O(n log n), not O(n^2). Both pick the same merge at every step:
- * the lowest rank, leftmost among equals — what HF's heap does.
+ * tournament tree keyed by (rank, position), so a long input costs
+ * O(n log n), not O(n^2). Both pick the same merge at every step: the lowest
+ * rank, leftmost among equals — what HF's heap does.
  */
 #include "tokenizer/tok_internal.h"
 
@@ -56,10 +56,6 @@ typedef struct amatch {
     uint32_t added; /* index into tok->added */
 } amatch;
 
-typedef struct heap_ent {
-    uint32_t rank, pos, left, right;
-} heap_ent;
-
 typedef struct cache_slot {
     uint64_t hash;
     uint32_t key_off, val_off;
@@ -88,8 +84,8 @@ struct tp_tok_scratch {
     /* BPE symbols */
     uint32_t *sid, *spos, *slen, *sprev, *snext, *srank;
     size_t symcap;
-    heap_ent *heap;
-    size_t heapcap;
+    uint64_t *tree; /* tournament tree for long words */
+    size_t treecap;
     uint32_t *utf32; /* normalization */
     size_t utf32cap;
     /* word cache */
@@ -209,7 +205,7 @@ void tp_tok_scratch_free(tp_tok_scratch *S) {
     free(S->sprev);
     free(S->snext);
     free(S->srank);
-    free(S->heap);
+    free(S->tree);
     free(S->utf32);
     free(S->cache);
     free(S->ckeys);
@@ -771,44 +767,20 @@ static inline uint32_t pair_rank(const tp_tokenizer *tok, uint32_t a, uint32_t b
     return m->rank;
 }
 
-static inline bool heap_less(const heap_ent *x, const heap_ent *y) {
-    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
-}
-
-static bool heap_push(tp_tok_scratch *S, size_t *n, heap_ent e) {
-    if (!grow((void **)&S->heap, &S->heapcap, *n + 1, sizeof e))
-        return false;
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(&e, &S->heap[p]))
+/* Tournament tree over symbol positions for long words: leaf i holds the key
+ * (rank << 32 | i) of the pair (i, next[i]) (UINT64_MAX: none), every inner
+ * node the minimum of its children, so the root is the lowest rank, leftmost
+ * among equals. A merge changes three leaves: O(log n) each, no stale
+ * entries (a binary heap with lazy deletion spent most of its time popping). */
+static inline void tt_set(uint64_t *t, size_t P, size_t i, uint64_t key) {
+    size_t k = P + i;
+    t[k] = key;
+    for (k >>= 1; k >= 1; k >>= 1) {
+        uint64_t m = t[2 * k] < t[2 * k + 1] ? t[2 * k] : t[2 * k + 1];
+        if (t[k] == m)
             break;
-        S->heap[i] = S->heap[p];
-        i = p;
+        t[k] = m;
     }
-    S->heap[i] = e;
-    return true;
-}
-
-static heap_ent heap_pop(tp_tok_scratch *S, size_t *n) {
-    heap_ent top = S->heap[0];
-    heap_ent last = S->heap[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1;
-        if (l >= *n)
-            break;
-        size_t c = l;
-        if (l + 1 < *n && heap_less(&S->heap[l + 1], &S->heap[l]))
-            c = l + 1;
-        if (!heap_less(&S->heap[c], &last))
-            break;
-        S->heap[i] = S->heap[c];
-        i = c;
-    }
-    if (*n > 0)
-        S->heap[i] = last;
-    return top;
 }
 
 /* Appends the vocabulary string of one symbol (char at w[i..i+len)) with the
@@ -945,39 +917,39 @@ static tp_status bpe_merge(tp_tok_scratch *S, size_t ns) {
         }
         return TP_OK;
     }
-    size_t hn = 0;
-    for (size_t i = 0; i + 1 < ns; i++) {
-        uint32_t id;
-        uint32_t r = pair_rank(tok, sid[i], sid[i + 1], &id);
-        if (r != TOK_NONE && !heap_push(S, &hn, (heap_ent){r, (uint32_t)i, sid[i], sid[i + 1]}))
-            return TP_ERR_OUT_OF_MEMORY;
+    size_t P = 1;
+    while (P < ns)
+        P <<= 1;
+    if (!grow((void **)&S->tree, &S->treecap, 2 * P, sizeof(uint64_t)))
+        return TP_ERR_OUT_OF_MEMORY;
+    uint64_t *t = S->tree;
+    uint32_t *newid = S->srank; /* merged id of pair (i, next[i]) */
+    for (size_t i = 0; i < P; i++) {
+        uint32_t r = i + 1 < ns ? pair_rank(tok, sid[i], sid[i + 1], &newid[i]) : TOK_NONE;
+        t[P + i] = r == TOK_NONE ? UINT64_MAX : (uint64_t)r << 32 | i;
     }
-    while (hn > 0) {
-        heap_ent e = heap_pop(S, &hn);
-        uint32_t i = e.pos;
-        if (slen[i] == 0 || next[i] == TOK_NONE || sid[i] != e.left || sid[next[i]] != e.right)
-            continue; /* stale */
-        uint32_t id = 0;
-        pair_rank(tok, e.left, e.right, &id);
+    for (size_t k = P - 1; k >= 1; k--)
+        t[k] = t[2 * k] < t[2 * k + 1] ? t[2 * k] : t[2 * k + 1];
+    while (t[1] != UINT64_MAX) {
+        uint32_t i = (uint32_t)(t[1] & 0xffffffffu);
         uint32_t j = next[i];
-        sid[i] = id;
+        sid[i] = newid[i];
         slen[i] += slen[j];
         slen[j] = 0;
         next[i] = next[j];
         if (next[j] != TOK_NONE)
             prev[next[j]] = i;
-        uint32_t r, nid;
+        tt_set(t, P, j, UINT64_MAX);
+        uint32_t r;
+        if (next[i] != TOK_NONE &&
+            (r = pair_rank(tok, sid[i], sid[next[i]], &newid[i])) != TOK_NONE)
+            tt_set(t, P, i, (uint64_t)r << 32 | i);
+        else
+            tt_set(t, P, i, UINT64_MAX);
         if (prev[i] != TOK_NONE) {
-            uint32_t p = prev[i];
-            if ((r = pair_rank(tok, sid[p], sid[i], &nid)) != TOK_NONE &&
-                !heap_push(S, &hn, (heap_ent){r, p, sid[p], sid[i]}))
-                return TP_ERR_OUT_OF_MEMORY;
-        }
-        if (next[i] != TOK_NONE) {
-            uint32_t q = next[i];
-            if ((r = pair_rank(tok, sid[i], sid[q], &nid)) != TOK_NONE &&
-                !heap_push(S, &hn, (heap_ent){r, i, sid[i], sid[q]}))
-                return TP_ERR_OUT_OF_MEMORY;
+            uint32_t q = prev[i];
+            r = pair_rank(tok, sid[q], sid[i], &newid[q]);
+            tt_set(t, P, q, r == TOK_NONE ? UINT64_MAX : (uint64_t)r << 32 | q);
         }
     }
     return TP_OK;

@@ -18,8 +18,14 @@
 #define TOK_NONE UINT32_MAX
 
 /* ---- string -> id hash (open addressing over a string pool) ---- */
+typedef struct tok_strslot {
+    uint32_t id;       /* TOK_NONE = empty */
+    uint32_t tag;      /* high 32 bits of the hash: most mismatches need no memcmp */
+    uint32_t off, len; /* the string in the pool (no indirection through id) */
+} tok_strslot;
+
 typedef struct tok_strmap {
-    uint32_t *slots; /* id or TOK_NONE; capacity mask+1 */
+    tok_strslot *slots; /* capacity mask+1 */
     size_t mask;
 } tok_strmap;
 

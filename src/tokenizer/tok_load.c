@@ -37,8 +37,13 @@ uint64_t tok_hash_bytes(const void *p, size_t n) {
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++)
         v |= (uint64_t)s[i] << (8 * i);
-    h = (h ^ v) * 0x94d049bb133111ebull;
-    h ^= h >> 29;
+    /* murmur3's fmix64: every input bit reaches the low bits used as index */
+    h ^= v;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -52,13 +57,15 @@ static size_t pow2_at_least(size_t n) {
 int32_t tok_vocab_find(const tp_tokenizer *tok, const char *s, size_t n) {
     if (!tok->vocab.slots)
         return -1;
-    size_t i = (size_t)tok_hash_bytes(s, n) & tok->vocab.mask;
+    uint64_t h = tok_hash_bytes(s, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = (size_t)h & tok->vocab.mask;
     for (;;) {
-        uint32_t id = tok->vocab.slots[i];
-        if (id == TOK_NONE)
+        const tok_strslot *sl = &tok->vocab.slots[i];
+        if (sl->id == TOK_NONE)
             return -1;
-        if (tok->model_len[id] == n && memcmp(tok->pool + tok->model_off[id], s, n) == 0)
-            return (int32_t)id;
+        if (sl->tag == tag && sl->len == n && memcmp(tok->pool + sl->off, s, n) == 0)
+            return (int32_t)sl->id;
         i = (i + 1) & tok->vocab.mask;
     }
 }
@@ -1071,24 +1078,30 @@ static tp_status parse_vocab(loader *L, tp_error *err) {
         tok->model_len[ids[i]] = lens[i];
     }
     /* hash */
-    tok->vocab.mask = pow2_at_least(n * 2 + 1) - 1;
-    tok->vocab.slots = malloc((tok->vocab.mask + 1) * sizeof(uint32_t));
+    tok->vocab.mask = pow2_at_least(n + n / 2 + 1) - 1;
+    tok->vocab.slots = malloc((tok->vocab.mask + 1) * sizeof(tok_strslot));
     if (!tok->vocab.slots) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
     }
-    memset(tok->vocab.slots, 0xff, (tok->vocab.mask + 1) * sizeof(uint32_t));
+    memset(tok->vocab.slots, 0xff, (tok->vocab.mask + 1) * sizeof(tok_strslot));
     for (size_t id = 0; id < tok->n_ids; id++) {
         if (tok->model_len[id] == TOK_NONE)
             continue;
         const char *str = tok->pool + tok->model_off[id];
         size_t len = tok->model_len[id];
-        if (tok_vocab_find(tok, str, len) >= 0)
-            continue; /* duplicate string: first id wins */
-        size_t i = (size_t)tok_hash_bytes(str, len) & tok->vocab.mask;
-        while (tok->vocab.slots[i] != TOK_NONE)
-            i = (i + 1) & tok->vocab.mask;
-        tok->vocab.slots[i] = (uint32_t)id;
+        uint64_t h = tok_hash_bytes(str, len);
+        size_t i = (size_t)h & tok->vocab.mask;
+        bool dup = false;
+        for (; tok->vocab.slots[i].id != TOK_NONE; i = (i + 1) & tok->vocab.mask) {
+            const tok_strslot *sl = &tok->vocab.slots[i];
+            if (sl->tag == (uint32_t)(h >> 32) && sl->len == len &&
+                memcmp(tok->pool + sl->off, str, len) == 0)
+                dup = true; /* duplicate string: first id wins */
+        }
+        if (!dup)
+            tok->vocab.slots[i] =
+                (tok_strslot){(uint32_t)id, (uint32_t)(h >> 32), tok->model_off[id], (uint32_t)len};
     }
 done:
     free(ids);
@@ -1122,11 +1135,19 @@ static tp_status parse_merges(loader *L, tp_error *err) {
     js s = {L->merges.p, L->merges.p + L->merges.n, L->merges.p};
     tp_buf a = {0}, b = {0}, cat = {0};
     tp_status st = TP_OK;
-    /* count entries first for the table size: one per top-level comma + 1 */
-    size_t est = 1;
-    for (const char *p = s.p; p < s.end; p++)
-        est += *p == ',';
-    tok->merges.mask = pow2_at_least(est * 2) - 1;
+    /* count entries first for the table size: [["a","b"],...] has one '[' per
+     * entry (plus the outer one), ["a b",...] one ',' per entry (minus one).
+     * Brackets or commas inside the strings only make the estimate larger. */
+    size_t brackets = 0, commas = 0;
+    for (const char *p = s.p; p < s.end; p++) {
+        brackets += *p == '[';
+        commas += *p == ',';
+    }
+    const char *q = s.p + 1;
+    while (q < s.end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
+        q++;
+    size_t est = (q < s.end && *q == '[') ? brackets : commas + 1;
+    tok->merges.mask = pow2_at_least(est + est / 2 + 1) - 1;
     tok->merges.slots = malloc((tok->merges.mask + 1) * sizeof(tok_merge_slot));
     if (!tok->merges.slots)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
