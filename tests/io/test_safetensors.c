@@ -463,6 +463,80 @@ static void test_sharded(const char *root) {
                  "model.safetensors.index.json");
 }
 
+/* ---- mutation fuzz: corrupted real headers never crash ---- */
+
+static uint64_t fuzz_rng(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void test_fuzz(const char *dir) {
+    char src[4096];
+    snprintf(src, sizeof src, "%s",
+             tp_test_data("golden/modernbert_seqcls_cls_bias/model.safetensors"));
+    FILE *f = fopen(src, "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static unsigned char orig[1 << 18], buf[1 << 18];
+    size_t n = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | orig[i];
+    CHECK(hl < n);
+    char *p = io_join(dir, "fuzz.safetensors");
+    char path[4096];
+    snprintf(path, sizeof path, "%s", p);
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    int n_ok = 0, n_err = 0;
+    static const char pool[] = "{}[]\",:0123456789-.eE\"FBU e\xff";
+    for (int it = 0; it < 250; it++) {
+        memcpy(buf, orig, n);
+        size_t len = n;
+        int kind = (int)(fuzz_rng(&seed) % 4);
+        int flips = 1 + (int)(fuzz_rng(&seed) % 4);
+        for (int k = 0; k < flips; k++) {
+            size_t at;
+            if (kind == 0) /* the length field */
+                at = fuzz_rng(&seed) % 8;
+            else /* the JSON header */
+                at = 8 + fuzz_rng(&seed) % hl;
+            if (kind == 2)
+                buf[at] = (unsigned char)pool[fuzz_rng(&seed) % (sizeof pool - 1)];
+            else
+                buf[at] ^= (unsigned char)(1u << (fuzz_rng(&seed) % 8));
+        }
+        if (kind == 3) /* and cut the file somewhere */
+            len = (size_t)(fuzz_rng(&seed) % n);
+        io_write_bytes(path, buf, len);
+        tp_st_model *m = NULL;
+        tp_error err;
+        tp_error_clear(&err);
+        tp_status st = tp_st_open(path, &m, &err);
+        if (st == TP_OK) {
+            n_ok++;
+            /* every byte of every tensor is readable */
+            unsigned sum = 0;
+            for (size_t i = 0; i < tp_st_count(m); i++) {
+                const tp_st_tensor *t = tp_st_at(m, i);
+                for (size_t b = 0; b < t->n_bytes; b++)
+                    sum += ((const unsigned char *)t->data)[b];
+            }
+            (void)sum;
+            tp_st_close(m);
+        } else {
+            n_err++;
+            CHECK(m == NULL);
+            CHECK_MSG(io_contains(err.message, "fuzz.safetensors"), "%s", err.message);
+        }
+    }
+    CHECK(n_err > 150); /* most mutations must be caught */
+    printf("fuzz: %d corrupted files rejected, %d still valid\n", n_err, n_ok);
+}
+
 static void test_args(void) {
     tp_error err;
     tp_st_model *m = NULL;
@@ -481,6 +555,7 @@ int main(void) {
     test_golden();
     test_corpus(dir);
     test_sharded(dir);
+    test_fuzz(dir);
     test_args();
     io_rmtree(dir);
     return tp_test_exit();
