@@ -144,39 +144,71 @@ int32_t tp_sample(float *logits, size_t vocab, const tp_sampling *p, const int32
     for (size_t i = 0; i < vocab; i++)
         logits[i] /= p->temperature;
 
-    /* Candidates: every id, or those >= the k-th largest logit. */
+    /* Candidates and their unnormalised probabilities e_i = exp(l_i - max):
+     *  - top-k: the ids >= the k-th largest logit, sorted (Z over them, as the
+     *    others are masked to -inf);
+     *  - else top-p: only the ids that can be in the nucleus are sorted: those
+     *    above a threshold whose mass already reaches top_p (Z over all ids);
+     *  - else: every id in index order, nothing sorted (any fixed order gives
+     *    a deterministic draw). */
     size_t n = 0;
+    double Z = 0.0;
+    float mx = logits[argmax(logits, vocab)];
+    bool nucleus = p->top_p > 0.0f && p->top_p < 1.0f;
     if (p->top_k > 0 && (size_t)p->top_k < vocab) {
         float thr = kth_largest(logits, vocab, (size_t)p->top_k, s->prob);
         for (size_t i = 0; i < vocab; i++)
             if (logits[i] >= thr)
                 s->idx[n++] = (int32_t)i;
         qsort_r(s->idx, n, sizeof *s->idx, cmp_desc, logits);
-    } else {
+        for (size_t i = 0; i < n; i++) {
+            s->prob[i] = expf(logits[s->idx[i]] - mx);
+            Z += s->prob[i];
+        }
+    } else if (nucleus) {
         for (size_t i = 0; i < vocab; i++)
-            s->idx[i] = (int32_t)i;
-        n = vocab;
+            Z += expf(logits[i] - mx);
+        /* Lower a threshold on e (max is 1) until the mass above it reaches top_p. */
+        double target = (double)p->top_p * Z;
+        float t = 0.5f;
+        for (;;) {
+            double mass = 0.0;
+            n = 0;
+            for (size_t i = 0; i < vocab; i++) {
+                float e = expf(logits[i] - mx);
+                if (e >= t) {
+                    mass += e;
+                    s->idx[n++] = (int32_t)i;
+                }
+            }
+            if (mass >= target || t == 0.0f)
+                break;
+            t = t < 1e-30f ? 0.0f : t * (1.0f / 64.0f);
+        }
         qsort_r(s->idx, n, sizeof *s->idx, cmp_desc, logits);
+        for (size_t i = 0; i < n; i++)
+            s->prob[i] = expf(logits[s->idx[i]] - mx);
+    } else {
+        for (size_t i = 0; i < vocab; i++) {
+            s->idx[i] = (int32_t)i;
+            s->prob[i] = expf(logits[i] - mx);
+            Z += s->prob[i];
+        }
+        n = vocab;
     }
-    /* Softmax over the candidates (sorted: the first is the max). */
-    float mx = logits[s->idx[0]];
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        s->prob[i] = expf(logits[s->idx[i]] - mx);
-        sum += s->prob[i];
-    }
-    for (size_t i = 0; i < n; i++)
-        s->prob[i] = (float)(s->prob[i] / sum);
 
-    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+    if (nucleus) {
         /* HF: with probabilities sorted ascending, drop those whose cumulative
-         * mass is <= 1 - top_p; i.e. keep the descending prefix until the
-         * remaining tail mass would fall to <= 1 - top_p. */
-        double tail = 0.0;
+         * mass is <= 1 - top_p (the ids outside our candidates come first in
+         * that order: their mass starts the sum). At least one id stays. */
+        double in = 0.0;
+        for (size_t i = 0; i < n; i++)
+            in += s->prob[i];
+        double tail = (Z - in) / Z, lim = 1.0 - (double)p->top_p;
         size_t keep = n;
         for (size_t i = n; i-- > 1;) {
-            tail += s->prob[i];
-            if (tail <= 1.0 - (double)p->top_p)
+            tail += s->prob[i] / Z;
+            if (tail <= lim)
                 keep = i;
             else
                 break;
@@ -184,17 +216,20 @@ int32_t tp_sample(float *logits, size_t vocab, const tp_sampling *p, const int32
         n = keep;
     }
     if (p->min_p > 0.0f) {
-        /* Renormalise over what is left first (HF applies min_p to the softmax
-         * of the already-filtered logits). */
-        double tot = 0.0;
-        for (size_t i = 0; i < n; i++)
-            tot += s->prob[i];
-        double thr = (double)p->min_p * (s->prob[0] / tot);
-        size_t keep = 1;
-        while (keep < n && s->prob[keep] / tot >= thr)
-            keep++;
-        n = keep;
+        /* p_i < min_p * p_max, a ratio: the same for any normalisation. The
+         * max is e = 1 (it is always a candidate). */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (s->prob[i] >= p->min_p) {
+                s->idx[k] = s->idx[i];
+                s->prob[k] = s->prob[i];
+                k++;
+            }
+        }
+        n = k;
     }
+    if (n == 0) /* only with NaN logits: fall back to a fixed choice */
+        return (int32_t)argmax(logits, vocab);
     double tot = 0.0;
     for (size_t i = 0; i < n; i++)
         tot += s->prob[i];
