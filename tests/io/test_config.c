@@ -158,6 +158,52 @@ static void test_golden_configs(void) {
     tp_json_free(&doc);
 }
 
+/* Real tokenizer_config.json files (values as Python's json reads them). */
+static void test_tokenizer_configs(void) {
+    const char *base = tp_test_shared("tokenizers");
+    if (!base) {
+        printf("SKIP: real tokenizer_config.json files (no ../shared/tokenizers)\n");
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", base);
+    static const struct {
+        const char *family, *eos;
+        int64_t max_len;
+        int bos_null;
+        size_t template_len;
+    } want[] = {
+        {"qwen3", "<|im_end|>", 131072, 1, 4116},
+        {"gemma3", "<end_of_turn>", 32768, 0, 1532},
+        {"modernbert", NULL, 8192, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s/tokenizer_config.json", dir, want[i].family);
+        tp_json_doc doc;
+        tp_error err;
+        CHECK_MSG(tp_json_load(p, &doc, &err) == TP_OK, "%s", err.message);
+        if (!doc.root)
+            continue;
+        int64_t ml = 0;
+        const char *eos = NULL, *bos = "x", *tpl = NULL;
+        CHECK(tp_json_int(&doc, doc.root, "model_max_length", 0, &ml, &err) == TP_OK &&
+              ml == want[i].max_len);
+        CHECK(tp_json_string(&doc, doc.root, "eos_token", NULL, &eos, &err) == TP_OK);
+        CHECK(want[i].eos ? eos && strcmp(eos, want[i].eos) == 0 : eos == NULL);
+        CHECK(tp_json_string(&doc, doc.root, "bos_token", NULL, &bos, &err) == TP_OK);
+        CHECK(want[i].bos_null ? bos == NULL : bos && strcmp(bos, "<bos>") == 0);
+        CHECK(tp_json_string(&doc, doc.root, "chat_template", NULL, &tpl, &err) == TP_OK);
+        /* Python counts code points; the templates here are ASCII so bytes match */
+        CHECK_MSG(want[i].template_len ? tpl && strlen(tpl) == want[i].template_len : tpl == NULL,
+                  "%s: chat_template length %zu", want[i].family, tpl ? strlen(tpl) : 0);
+        const cJSON *added = NULL;
+        CHECK(tp_json_object(&doc, doc.root, "added_tokens_decoder", &added, &err) == TP_OK &&
+              added);
+        tp_json_free(&doc);
+    }
+}
+
 int main(void) {
     const char *tmp = io_tmpdir();
     char dir[256];
@@ -165,6 +211,7 @@ int main(void) {
     test_getters();
     test_parse_errors(dir);
     test_golden_configs();
+    test_tokenizer_configs();
     io_rmtree(dir);
     return tp_test_exit();
 }
