@@ -55,8 +55,14 @@ int main(void) {
     printf("10000 texts in %.2f s; RSS before %ld KiB, peak %ld KiB, growth %ld KiB; budget %zu "
            "KiB + inputs/results allowance %zu KiB\n",
            dt, before, peak, growth_kib, budget >> 10, io_allow >> 10);
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps freed memory in quarantine and pads every block:
+     * RSS says nothing about the engine there. */
+    printf("NOTE: RSS bound not asserted under AddressSanitizer\n");
+#else
     CHECK_MSG((size_t)growth_kib * 1024 <= budget + io_allow,
               "peak RSS grew by %ld KiB, more than the budget", growth_kib);
+#endif
     size_t ok = 0;
     for (size_t i = 0; i < N; i++)
         ok += out[i].error.status == TP_OK && out[i].n_scores == 1;
