@@ -342,6 +342,59 @@ static void test_tokenizer_copy(const char *root) {
     free(t);
 }
 
+/* --shard-size: shards + index load to the same tensors as the single file */
+static void test_sharded(const char *root) {
+    char a[1024], b[1024], args[4096];
+    const char *flags = "--family qwen3 --hidden 64 --layers 3 --heads 4 --intermediate 128 "
+                        "--vocab 1000 --seed 3 --quiet";
+    snprintf(a, sizeof a, "%s/shards", root);
+    snprintf(b, sizeof b, "%s/single", root);
+    snprintf(args, sizeof args, "--out '%s' --shard-size 0.3 %s", a, flags);
+    CHECK(run(args) == 0);
+    snprintf(args, sizeof args, "--out '%s' %s", b, flags);
+    CHECK(run(args) == 0);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/model.safetensors", a);
+    CHECK(!tp_file_exists(p));
+    snprintf(p, sizeof p, "%s/model-00004-of-00004.safetensors", a);
+    CHECK(tp_file_exists(p));
+    for (int i = 1; i <= 4; i++) { /* each shard at most 0.3 MB (no tensor is larger) */
+        snprintf(p, sizeof p, "%s/model-%05d-of-00004.safetensors", a, i);
+        struct stat sb;
+        CHECK(stat(p, &sb) == 0 && sb.st_size <= 300000 + 4096);
+    }
+    tp_st_model *ms = NULL, *m1 = NULL;
+    tp_error err;
+    CHECK_MSG(tp_st_open(a, &ms, &err) == TP_OK, "%s", err.message);
+    CHECK_MSG(tp_st_open(b, &m1, &err) == TP_OK, "%s", err.message);
+    if (ms && m1) {
+        CHECK_EQ_INT(tp_st_file_count(ms), 4);
+        CHECK_EQ_INT(tp_st_count(ms), tp_st_count(m1));
+        for (size_t i = 0; i < tp_st_count(m1); i++) {
+            const tp_st_tensor *x = tp_st_at(m1, i), *y = tp_st_find(ms, x->name);
+            CHECK_MSG(y && y->n_bytes == x->n_bytes && memcmp(x->data, y->data, x->n_bytes) == 0,
+                      "%s differs between the sharded and single-file writes", x->name);
+        }
+    }
+    tp_st_close(ms);
+    tp_st_close(m1);
+    /* the index is what transformers writes: total_size = sum of tensor bytes */
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", a);
+    size_t n = 0;
+    char *t = slurp(p, &n);
+    cJSON *c = t ? cJSON_Parse(t) : NULL;
+    const cJSON *ts = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "metadata"), "total_size");
+    CHECK(cJSON_IsNumber(ts) && ts->valuedouble == 1005696.0);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(c, "weight_map")) == 36);
+    cJSON_Delete(c);
+    free(t);
+    /* rewriting as a single file removes the index */
+    snprintf(args, sizeof args, "--out '%s' %s", a, flags);
+    CHECK(run(args) == 0);
+    CHECK(!tp_file_exists(p));
+    CHECK(run("--family qwen3 --out /tmp/never --shard-size 0") == 2);
+}
+
 static void test_bad_flags(const char *root) {
     char args[2048];
     CHECK(run("--family llama --out /tmp/never") == 2);
@@ -497,6 +550,7 @@ int main(void) {
         test_determinism(root);
         test_presets(root);
         test_tokenizer_copy(root);
+        test_sharded(root);
         test_bad_flags(root);
     }
     io_rmtree(root);

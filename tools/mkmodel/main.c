@@ -56,6 +56,7 @@ typedef struct opts {
     const char *out;
     int greedy;
     int quiet;
+    int64_t shard_bytes; /* > 0: shard model.safetensors at about this size */
 } opts;
 
 static void usage(FILE *f) {
@@ -95,6 +96,8 @@ static void usage(FILE *f) {
           "  --seed N                random seed (default 0)\n"
           "  --scale X               weight scale (default 0.02)\n"
           "  --tokenizer-dir DIR     copy tokenizer files from DIR (vocab defaults to its size)\n"
+          "  --shard-size MB         write model-0000i-of-0000n.safetensors shards of at most\n"
+          "                          MB megabytes (1e6 bytes) + model.safetensors.index.json\n"
           "  --quiet                 no summary line\n",
           f);
 }
@@ -192,6 +195,7 @@ static void init_opts(opts *o) {
         *dbls[i] = NAN;
     o->layer_types = o->tie = o->decoder_bias = UNSET;
     o->dtype = TP_DTYPE_F32;
+    o->shard_bytes = UNSET;
 }
 
 #define SETI(field, v)                                                                             \
@@ -810,6 +814,102 @@ static int mkdirs(const char *path) {
     return r == 0 && tp_dir_exists(path) ? 0 : -1;
 }
 
+static uint64_t tensor_bytes(const tp_st_wtensor *t) {
+    uint64_t n = tp_dtype_size(t->dtype);
+    for (int d = 0; d < t->n_dims; d++)
+        n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+static int cmp_wtensor(const void *a, const void *b) {
+    return strcmp(((const tp_st_wtensor *)a)->name, ((const tp_st_wtensor *)b)->name);
+}
+
+/* model.safetensors, or shards of at most o->shard_bytes (a tensor larger than
+ * that gets a shard of its own) plus model.safetensors.index.json as
+ * transformers writes them. The stale other form is removed so a folder never
+ * holds both. */
+static int write_weights(const opts *o, tlist *l, uint64_t *n_params) {
+    qsort(l->t, l->n, sizeof *l->t, cmp_wtensor); /* shards hold runs of names */
+    uint64_t total = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t e = tensor_bytes(&l->t[i]) / tp_dtype_size(l->t[i].dtype);
+        *n_params += e;
+        total += tensor_bytes(&l->t[i]);
+    }
+    /* shard boundaries: first tensor index of each shard */
+    size_t *start = tp_malloc_array(l->n + 2, sizeof *start);
+    if (!start) {
+        fprintf(stderr, "tp_mkmodel: out of memory\n");
+        return 1;
+    }
+    size_t n_shards = 0;
+    uint64_t cur = 0;
+    start[n_shards++] = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t b = tensor_bytes(&l->t[i]);
+        if (o->shard_bytes > 0 && cur > 0 && cur + b > (uint64_t)o->shard_bytes) {
+            start[n_shards++] = i;
+            cur = 0;
+        }
+        cur += b;
+    }
+    start[n_shards] = l->n;
+    bool sharded = o->shard_bytes > 0;
+
+    filler f = {.o = o, .cur = (size_t)-1};
+    f.buf_elems = ((size_t)1 << 20) / 2; /* the writer's chunk, in bf16 elements */
+    f.buf = malloc(f.buf_elems * sizeof(float));
+    cJSON *index = sharded ? cJSON_CreateObject() : NULL;
+    cJSON *wm = NULL;
+    if (index) {
+        cJSON *meta = cJSON_AddObjectToObject(index, "metadata");
+        cJSON_AddNumberToObject(meta, "total_size", (double)total);
+        wm = cJSON_AddObjectToObject(index, "weight_map");
+    }
+    int rc = f.buf && (!sharded || wm) ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "tp_mkmodel: out of memory\n");
+    for (size_t s = 0; rc == 0 && s < n_shards; s++) {
+        char name[96];
+        if (sharded)
+            snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, n_shards);
+        else
+            snprintf(name, sizeof name, "model.safetensors");
+        char *path = tp_path_join(o->out, name);
+        tp_error err;
+        f.t = l->t + start[s];
+        f.cur = (size_t)-1;
+        if (!path) {
+            fprintf(stderr, "tp_mkmodel: out of memory\n");
+            rc = 1;
+        } else if (tp_st_write(path, f.t, start[s + 1] - start[s], fill_fn, &f, &err) != TP_OK) {
+            fprintf(stderr, "tp_mkmodel: %s\n", err.message);
+            rc = 1;
+        }
+        free(path);
+        for (size_t i = start[s]; sharded && i < start[s + 1]; i++)
+            cJSON_AddStringToObject(wm, l->t[i].name, name);
+    }
+    char *single = tp_path_join(o->out, "model.safetensors");
+    char *ipath = tp_path_join(o->out, "model.safetensors.index.json");
+    if (rc == 0 && single && ipath) {
+        if (sharded) {
+            remove(single);
+            rc = write_json(o->out, "model.safetensors.index.json", index);
+            rc = rc ? 1 : 0;
+        } else {
+            remove(ipath);
+        }
+    }
+    free(single);
+    free(ipath);
+    cJSON_Delete(index);
+    free(f.buf);
+    free(start);
+    return rc;
+}
+
 /* ---- main ---- */
 
 static int parse_args(int argc, char **argv, opts *o) {
@@ -956,6 +1056,16 @@ static int parse_args(int argc, char **argv, opts *o) {
         BOOL_OPT("--no-decoder-bias", decoder_bias, 0);
         BOOL_OPT("--greedy", greedy, 1);
         BOOL_OPT("--quiet", quiet, 1);
+        if (FLAG("--shard-size")) {
+            NEED();
+            char *end;
+            errno = 0;
+            double mb = strtod(v, &end);
+            if (errno || end == v || *end || !(mb > 0) || mb > 1e9)
+                return die("bad --shard-size '%s' (megabytes)", v);
+            o->shard_bytes = (int64_t)(mb * 1e6);
+            continue;
+        }
         if (FLAG("--biases")) {
             o->attention_bias = o->mlp_bias = o->norm_bias = o->classifier_bias = 1;
             continue;
@@ -1004,25 +1114,8 @@ int main(int argc, char **argv) {
         rc = 1;
     }
     uint64_t n_params = 0;
-    if (rc == 0) {
-        filler f = {.o = &o, .t = l.t, .cur = (size_t)-1};
-        f.buf_elems = ((size_t)1 << 20) / 2; /* the writer's chunk, in bf16 elements */
-        f.buf = malloc(f.buf_elems * sizeof(float));
-        char *path = tp_path_join(o.out, "model.safetensors");
-        tp_error err;
-        if (!f.buf || !path) {
-            fprintf(stderr, "tp_mkmodel: out of memory\n");
-            rc = 1;
-        } else if (tp_st_write(path, l.t, l.n, fill_fn, &f, &err) != TP_OK) {
-            fprintf(stderr, "tp_mkmodel: %s\n", err.message);
-            rc = 1;
-        }
-        free(path);
-        free(f.buf);
-        for (size_t i = 0; i < l.n; i++)
-            n_params += (uint64_t)(l.t[i].n_dims == 2 ? l.t[i].shape[0] * l.t[i].shape[1]
-                                                      : l.t[i].shape[0]);
-    }
+    if (rc == 0)
+        rc = write_weights(&o, &l, &n_params);
     if (rc == 0 && !o.quiet)
         printf("tp_mkmodel: wrote %s: %zu tensors, %.3f M parameters, %s, %.2f s\n", o.out, l.n,
                (double)n_params / 1e6, tp_dtype_name(o.dtype), tp_now() - t0);
