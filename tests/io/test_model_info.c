@@ -3,7 +3,8 @@
  * field checked against values computed here from config.json dims and the
  * family's tensor list in golden_expect.h, plus one count worked out by hand),
  * a tied lm_head stored as a copy, a Gemma3ForConditionalGeneration config with
- * text_config, resolution through a Hugging Face cache id, and the errors.
+ * text_config, resolution through a Hugging Face cache id (snapshot files as
+ * symlinks into blobs/, as huggingface_hub stores them), and the errors.
  */
 #include "golden_expect.h"
 #include "io/safetensors.h"
@@ -167,7 +168,15 @@ static void test_cache_id(const char *root) {
         static char buf[1 << 20];
         size_t n = fread(buf, 1, sizeof buf, f);
         fclose(f);
-        io_write_bytes(io_join(snap, files[i]), buf, n);
+        /* as huggingface_hub stores them: blobs/<hash>, linked from the snapshot */
+        char blob[4400], link[4400], target[64];
+        snprintf(blob, sizeof blob, "%s/hub/models--Org--tiny/blobs", root);
+        mkdir(blob, 0755);
+        snprintf(blob, sizeof blob, "%s/hub/models--Org--tiny/blobs/blob%d", root, i);
+        io_write_bytes(blob, buf, n);
+        snprintf(target, sizeof target, "../../blobs/blob%d", i);
+        snprintf(link, sizeof link, "%s/%s", snap, files[i]);
+        CHECK(symlink(target, link) == 0);
     }
     char hub[4096];
     snprintf(hub, sizeof hub, "%s/hub", root);
