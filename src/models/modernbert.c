@@ -81,15 +81,15 @@ typedef struct mb_model {
     mb_norm head_norm;
     tp_linear decoder;    /* (V, H): MLM only */
     tp_linear classifier; /* (L, H): classifier only */
-    /* owned f32 copies of small vectors (norms, biases): freed at the end */
-    float **owned;
+    /* owned copies (f32 norms and biases, bf16 weights for bf16 compute): freed at the end */
+    void **owned;
     size_t n_owned;
 } mb_model;
 
 /* ---------------------------------------------------------------- loading */
 
-static tp_status keep(mb_model *m, float *p, tp_error *err) {
-    float **o = tp_realloc_array(m->owned, m->n_owned + 1, sizeof *o);
+static tp_status keep(mb_model *m, void *p, tp_error *err) {
+    void **o = tp_realloc_array(m->owned, m->n_owned + 1, sizeof *o);
     if (!o) {
         free(p);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "modernbert: out of memory");
@@ -130,6 +130,32 @@ static tp_status load_norm(mb_model *m, const tp_st_model *st, const char *prefi
     return s;
 }
 
+/* bf16 compute multiplies bf16 activations with bf16 weights: a checkpoint
+ * stored in f32 (as ModernBERT-base is) or f16 gets a private bf16 copy of
+ * each weight matrix at load (round to nearest even; half the f32 size). */
+static tp_status to_bf16_if(mb_model *m, tp_linear *l, tp_compute compute, tp_error *err) {
+    if (compute != TP_COMPUTE_BF16 || l->dtype == TP_DTYPE_BF16)
+        return TP_OK;
+    size_t n = (size_t)l->n_out * (size_t)l->n_in;
+    uint16_t *w = tp_malloc_array(n, sizeof *w);
+    if (!w)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY,
+                       "modernbert: out of memory for a bf16 copy of a (%lld, %lld) weight",
+                       (long long)l->n_out, (long long)l->n_in);
+    if (l->dtype == TP_DTYPE_F32) {
+        const float *src = l->w;
+        for (size_t i = 0; i < n; i++)
+            w[i] = tp_f32_to_bf16(src[i]);
+    } else {
+        const uint16_t *src = l->w;
+        for (size_t i = 0; i < n; i++)
+            w[i] = tp_f32_to_bf16(tp_f16_to_f32(src[i]));
+    }
+    l->w = w;
+    l->dtype = TP_DTYPE_BF16;
+    return keep(m, w, err);
+}
+
 static tp_status load_linear(mb_model *m, const tp_st_model *st, const char *prefix, int64_t n_out,
                              int64_t n_in, bool bias, tp_compute compute, tp_linear *out,
                              tp_error *err) {
@@ -145,6 +171,8 @@ static tp_status load_linear(mb_model *m, const tp_st_model *st, const char *pre
     out->dtype = t->dtype;
     out->n_out = n_out;
     out->n_in = n_in;
+    if ((s = to_bf16_if(m, out, compute, err)) != TP_OK)
+        return s;
     if (bias) {
         float *b = NULL;
         snprintf(name, sizeof name, "%s.bias", prefix);
@@ -453,6 +481,8 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
             m->decoder.dtype = m->emb_dtype;
             m->decoder.n_out = m->V;
             m->decoder.n_in = m->H;
+            if ((s = to_bf16_if(m, &m->decoder, net->compute, err)) != TP_OK)
+                goto fail;
             if (dec_bias) {
                 float *b = NULL;
                 if ((s = load_vec(m, st, "decoder.bias", m->V, &b, err)) != TP_OK)
