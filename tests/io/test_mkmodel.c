@@ -410,6 +410,20 @@ static void test_bad_flags(const char *root) {
     CHECK(run(args) == 2);
     snprintf(args, sizeof args, "--out '%s/bad' --family modernbert --frobnicate", root);
     CHECK(run(args) == 2);
+    /* zero sizes that would divide by zero, duplicate labels */
+    static const char *const zeros[] = {
+        "--family qwen3 --heads 0",
+        "--family modernbert --heads 0",
+        "--family qwen3 --kv-heads 0",
+        "--family gemma3 --sliding-pattern 0",
+        "--family modernbert --global-every 0",
+        "--family modernbert --labels a,b,a",
+        "--family qwen3 --hidden 0",
+    };
+    for (size_t i = 0; i < sizeof zeros / sizeof zeros[0]; i++) {
+        snprintf(args, sizeof args, "--out '%s/bad' %s", root, zeros[i]);
+        CHECK_MSG(run(args) == 2, "%s", zeros[i]);
+    }
     CHECK(run("--help") == 0);
 }
 

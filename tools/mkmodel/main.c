@@ -300,6 +300,14 @@ static int fill_defaults(opts *o) {
     SETI(layers, 2);
     SETI(heads, 4);
     SETI(inter, 2 * o->hidden);
+    if (o->heads <= 0 || o->hidden <= 0)
+        return die("%s", "--hidden and --heads must be positive");
+    if (o->kv_heads == 0)
+        return die("%s", "--kv-heads must be positive");
+    for (int i = 0; i < o->n_labels; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(o->labels[i], o->labels[j]))
+                return die("label '%s' given twice", o->labels[i]);
     SETI(vocab, 512);
     SETD(scale, 0.02);
     SETD(rope_linear, 0.0);
@@ -318,6 +326,8 @@ static int fill_defaults(opts *o) {
         SETI(max_pos, 8192);
         SETI(local_window, 128);
         SETI(global_every, 3);
+        if (o->global_every <= 0 || o->local_window <= 0)
+            return die("%s", "--global-every and --local-window must be positive");
         SETD(global_rope_theta, 160000.0);
         SETD(local_rope_theta, 10000.0);
         SETD(norm_eps, 1e-5);
@@ -360,6 +370,8 @@ static int fill_defaults(opts *o) {
             SETI(tie, 1);
             SETI(sliding_window, 512);
             SETI(sliding_pattern, 6);
+            if (o->sliding_pattern <= 0 || o->sliding_window <= 0)
+                return die("%s", "--sliding-pattern and --sliding-window must be positive");
             SETI(layer_types, 1);
             SETI(qpas, o->head_dim);
             SETD(rope_local_theta, 10000.0);
