@@ -763,6 +763,13 @@ static void test_hub_model(void) {
     CHECK_STR(ids ? ids : "", "[50281,12092,1533,50282]");
     free(ids);
     result_free(&r);
+    /* tpipe download prints the snapshot folder */
+    RUN_ENV(&r, env, NULL, "download", "--model", "fake-org/tiny-bert", "--files", "tokenizer");
+    CHECK_EQ_INT(r.rc, 0);
+    CHECK_MSG(strstr(r.out, "/hub_cache/models--fake-org--tiny-bert/snapshots/") &&
+                  r.out[strlen(r.out) - 1] == '\n',
+              "download printed \"%s\"", r.out);
+    result_free(&r);
     int before = fh_requests(&hub);
     const char *offline[] = {ep, cache, home, "HF_HUB_OFFLINE=1", NULL};
     RUN_ENV(&r, offline, NULL, "tokenize", "--model", "fake-org/tiny-bert", "Hello world");
