@@ -10,6 +10,7 @@
  * Each file is mapped read-only (MAP_PRIVATE, PROT_READ) in one piece; tensor
  * data pointers point into the mapping, so opening a multi-GB checkpoint costs
  * page-table entries only, and a page is read from disk when first touched.
+ * Only the JSON header is copied (to parse it from a NUL-terminated buffer).
  *
  * Validation is strict because a corrupt header must become a clear load error,
  * never an out-of-bounds read later in a kernel:
@@ -391,11 +392,20 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
         return tp_fail(err, TP_ERR_FORMAT, "%s: header is not a JSON object (starts with %s)", path,
                        hlen ? "another byte than '{'" : "nothing");
 
-    const char *hdr = (const char *)f->map + 8;
+    /* The header (small next to the weights) is parsed from a NUL-terminated
+     * copy, so the JSON parser can never read past the end of the mapping, even
+     * for a file that ends with its header on a page boundary. */
+    char *hdr = malloc((size_t)hlen + 1);
+    if (!hdr)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: cannot allocate the %llu-byte header", path,
+                       (unsigned long long)hlen);
+    memcpy(hdr, f->map + 8, (size_t)hlen);
+    hdr[hlen] = '\0';
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = end ? (size_t)(end - hdr) : 0;
+        free(hdr);
         return tp_fail(err, TP_ERR_FORMAT,
                        "%s: header is not valid JSON (error near byte %zu "
                        "of the %llu-byte header)",
@@ -404,12 +414,14 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
     for (size_t i = (size_t)(end - hdr); i < hlen; i++) {
         if (!is_json_space((uint8_t)hdr[i])) {
             cJSON_Delete(root);
+            free(hdr);
             return tp_fail(err, TP_ERR_FORMAT,
                            "%s: header has trailing data after the JSON object (byte %zu of the "
                            "%llu-byte header)",
                            path, i, (unsigned long long)hlen);
         }
     }
+    free(hdr);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return tp_fail(err, TP_ERR_FORMAT, "%s: header is not a JSON object", path);
