@@ -537,6 +537,34 @@ static void test_fuzz(const char *dir) {
     printf("fuzz: %d corrupted files rejected, %d still valid\n", n_err, n_ok);
 }
 
+/* Headers that end exactly on a page boundary with no data after them: the
+ * parser must not read past the mapping (valid, and an unterminated string). */
+static void test_page_end(const char *dir) {
+    static char h[4089];
+    const char *meta = "{\"__metadata__\":{\"format\":\"pt\"}}";
+    memset(h, ' ', 4088);
+    memcpy(h, meta, strlen(meta));
+    h[4088] = 0;
+    char *p = io_join(dir, "page_ok.safetensors");
+    io_write_st(p, h, 0, NULL, 0);
+    tp_st_model *m = NULL;
+    tp_error err;
+    CHECK_MSG(tp_st_open(p, &m, &err) == TP_OK, "%s", err.message);
+    CHECK(m && tp_st_count(m) == 0);
+    tp_st_close(m);
+    memset(h, 'a', 4088);
+    memcpy(h, "{\"", 2);
+    p = io_join(dir, "page_cut.safetensors");
+    io_write_st(p, h, 0, NULL, 0);
+    expect_error(p, "page_cut.safetensors", TP_ERR_FORMAT, "not valid JSON", NULL);
+    const char *num = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,";
+    memcpy(h, num, strlen(num));
+    memset(h + strlen(num), '4', 4088 - strlen(num));
+    p = io_join(dir, "page_num.safetensors");
+    io_write_st(p, h, 0, NULL, 0);
+    expect_error(p, "page_num.safetensors", TP_ERR_FORMAT, "not valid JSON", NULL);
+}
+
 static void test_args(void) {
     tp_error err;
     tp_st_model *m = NULL;
@@ -556,6 +584,7 @@ int main(void) {
     test_corpus(dir);
     test_sharded(dir);
     test_fuzz(dir);
+    test_page_end(dir);
     test_args();
     io_rmtree(dir);
     return tp_test_exit();
