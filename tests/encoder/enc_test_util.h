@@ -14,7 +14,7 @@
 #include <math.h>
 
 /* Skips the test (exit 0) when the ModernBERT tokenizer is not available. */
-static void enc_require_tokenizer(void) {
+static inline void enc_require_tokenizer(void) {
     if (!tiny_tokenizer_dir()) {
         printf("SKIP: the ModernBERT tokenizer is in neither tests/data/tokenizers/modernbert "
                "nor ../shared/tokenizers/modernbert\n");
@@ -22,7 +22,7 @@ static void enc_require_tokenizer(void) {
     }
 }
 
-static tp_model *enc_load(const char *dir, const tp_model_params *p) {
+static inline tp_model *enc_load(const char *dir, const tp_model_params *p) {
     tp_model *m = NULL;
     tp_error err;
     tp_status s = tp_model_load(dir, p, &m, &err);
@@ -35,7 +35,7 @@ static tp_model *enc_load(const char *dir, const tp_model_params *p) {
 
 /* Encodes text (and pair) as the pipelines do, with special tokens, no
  * truncation. Caller frees with tp_encoding_free. */
-static tp_encoding enc_encode(const tp_model *m, const char *text, const char *pair) {
+static inline tp_encoding enc_encode(const tp_model *m, const char *text, const char *pair) {
     tp_encoding e;
     tp_error err;
     tp_tok_encode_params p = tp_tok_encode_default_params();
@@ -51,8 +51,8 @@ static tp_encoding enc_encode(const tp_model *m, const char *text, const char *p
 
 /* Raw logits straight from the network for one sequence: MLM logits at
  * rows (n_rows, V) or classifier logits (L). Caller frees. */
-static float *enc_raw(const tp_model *m, const int32_t *ids, size_t n, const int32_t *rows,
-                      size_t n_rows) {
+static inline float *enc_raw(const tp_model *m, const int32_t *ids, size_t n, const int32_t *rows,
+                             size_t n_rows) {
     const tp_net *net = m->net;
     int32_t cu[2] = {0, (int32_t)n};
     bool mlm = net->head == TP_ENC_HEAD_MLM;
@@ -78,7 +78,7 @@ static float *enc_raw(const tp_model *m, const int32_t *ids, size_t n, const int
 }
 
 /* Independent softmax in double. */
-static void enc_softmax_d(const float *x, double *p, size_t n) {
+static inline void enc_softmax_d(const float *x, double *p, size_t n) {
     double mx = x[0], s = 0.0;
     for (size_t i = 1; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
@@ -98,7 +98,7 @@ static const char *const kEncWords[] = {
 
 /* A text of about n_words words (seeded); `mask` inserts "[MASK]" at word mask_at
  * (negative: none). Returns malloc'd. */
-static char *enc_text(size_t n_words, unsigned seed, int mask_at) {
+static inline char *enc_text(size_t n_words, unsigned seed, int mask_at) {
     tp_buf b = {0};
     uint32_t x = seed * 2654435761u + 1u;
     for (size_t i = 0; i < n_words; i++) {
@@ -115,7 +115,7 @@ static char *enc_text(size_t n_words, unsigned seed, int mask_at) {
 }
 
 /* Fisher-Yates with a fixed seed: perm[i] = original index at position i. */
-static void enc_shuffle(size_t *perm, size_t n, unsigned seed) {
+static inline void enc_shuffle(size_t *perm, size_t n, unsigned seed) {
     uint32_t x = seed | 1u;
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
@@ -129,7 +129,7 @@ static void enc_shuffle(size_t *perm, size_t n, unsigned seed) {
 }
 
 /* Peak resident set size in KiB (VmHWM) and current (VmRSS). */
-static long enc_proc_kib(const char *key) {
+static inline long enc_proc_kib(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
         return -1;

@@ -24,9 +24,9 @@ static void put_blob(const char *root, const char *snap, const char *src, const 
 
 int main(void) {
     enc_require_tokenizer();
-    char gdir[1024];
+    char gdir[4096];
     snprintf(gdir, sizeof gdir, "%s", tp_test_data("golden/modernbert_seqcls_mean"));
-    char gjson[1100];
+    char gjson[4200];
     snprintf(gjson, sizeof gjson, "%s/golden.json", gdir);
     if (access(gjson, R_OK) != 0) {
         printf("SKIP: %s is missing\n", gjson);
@@ -49,7 +49,7 @@ int main(void) {
     FILE *f = fopen(p, "w");
     fputs(commit, f); /* no newline, as huggingface_hub writes it */
     fclose(f);
-    char src[1400];
+    char src[8400];
     snprintf(src, sizeof src, "%s/config.json", gdir);
     put_blob(repo, snap, src, "config.json", "aa01");
     snprintf(src, sizeof src, "%s/model.safetensors", gdir);

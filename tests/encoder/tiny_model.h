@@ -31,7 +31,7 @@ typedef struct tiny_cfg {
     unsigned seed;
 } tiny_cfg;
 
-static tiny_cfg tiny_default(const char *arch) {
+static inline tiny_cfg tiny_default(const char *arch) {
     tiny_cfg c = {32, 48, 2, 2, 50368, 8, 2, arch, NULL, "cls", NULL, false, 1234u};
     return c;
 }
@@ -50,15 +50,15 @@ typedef struct tiny_st {
     int n;
 } tiny_st;
 
-static uint32_t tiny_hash(const char *s, unsigned seed) {
+static inline uint32_t tiny_hash(const char *s, unsigned seed) {
     uint32_t h = 2166136261u ^ seed;
     for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 16777619u;
     return h;
 }
 
-static void tiny_add(tiny_st *st, const char *name, int64_t d0, int64_t d1, float center,
-                     float spread, unsigned seed) {
+static inline void tiny_add(tiny_st *st, const char *name, int64_t d0, int64_t d1, float center,
+                            float spread, unsigned seed) {
     tiny_tensor *t = &st->t[st->n++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->n_dims = d1 ? 2 : 1;
@@ -76,11 +76,11 @@ static void tiny_add(tiny_st *st, const char *name, int64_t d0, int64_t d1, floa
     }
 }
 
-static int tiny_cmp(const void *a, const void *b) {
+static inline int tiny_cmp(const void *a, const void *b) {
     return strcmp(((const tiny_tensor *)a)->name, ((const tiny_tensor *)b)->name);
 }
 
-static int tiny_write_st(tiny_st *st, const char *path) {
+static inline int tiny_write_st(tiny_st *st, const char *path) {
     qsort(st->t, (size_t)st->n, sizeof st->t[0], tiny_cmp);
     cJSON *h = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(h, "__metadata__");
@@ -118,7 +118,7 @@ static int tiny_write_st(tiny_st *st, const char *path) {
     return fclose(f);
 }
 
-static int tiny_copy(const char *from, const char *to) {
+static inline int tiny_copy(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
     if (!a || !b) {
         if (a)
@@ -135,7 +135,7 @@ static int tiny_copy(const char *from, const char *to) {
 
 /* The folder holding the real ModernBERT tokenizer: tests/data first, then
  * ../shared; NULL when neither has it. Static buffer. */
-static const char *tiny_tokenizer_dir(void) {
+static inline const char *tiny_tokenizer_dir(void) {
     static char buf[4096];
     const char *d = getenv("TPIPE_TESTDATA");
     snprintf(buf, sizeof buf, "%s/tokenizers/modernbert/tokenizer.json", d ? d : "tests/data");
@@ -153,7 +153,7 @@ static const char *tiny_tokenizer_dir(void) {
 }
 
 /* Writes a model folder `dir` (created). Returns 0 on success. */
-static int tiny_write_model(const char *dir, const tiny_cfg *c) {
+static inline int tiny_write_model(const char *dir, const tiny_cfg *c) {
     mkdir(dir, 0755);
     const char *tokdir = tiny_tokenizer_dir();
     if (!tokdir)
@@ -277,14 +277,14 @@ static int tiny_write_model(const char *dir, const tiny_cfg *c) {
 }
 
 /* A fresh temporary folder (static buffer). */
-static const char *tiny_tmpdir(const char *tag) {
+static inline const char *tiny_tmpdir(const char *tag) {
     static char buf[256];
     snprintf(buf, sizeof buf, "/tmp/tpipe-%s-XXXXXX", tag);
     return mkdtemp(buf);
 }
 
 /* rm -r of a folder we created (two levels: model folders under a temp root). */
-static void tiny_rmtree(const char *dir) {
+static inline void tiny_rmtree(const char *dir) {
     char cmd[4300];
     if (!dir || strncmp(dir, "/tmp/", 5) != 0 || strstr(dir, ".."))
         return; /* only ever remove our own temp folders */
