@@ -38,7 +38,8 @@ fh_file *fh_add(fake_hub *h, const char *repo, const char *path, const void *dat
     tp_sha256_final(&s, d);
     tp_sha256_hex(d, f->sha256);
     /* a non-LFS ETag is a git blob id on the real hub: any 40 hex digits do here */
-    snprintf(f->etag, sizeof f->etag, "%.40s", f->sha256 + 8);
+    memcpy(f->etag, f->sha256 + 8, 40);
+    f->etag[40] = '\0';
     return f;
 }
 

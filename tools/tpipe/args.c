@@ -223,12 +223,10 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_opt *opts, cli
         cli_common_free(c);
         return cli_fatal(cmd, "give texts as arguments or --input, not both");
     }
-    return cli_check_precision(c);
-}
-
-int cli_check_precision(const cli_common *c) {
-    if (strcmp(c->precision, "f32") && strcmp(c->precision, "bf16"))
-        return cli_fatal(NULL, "--precision must be f32 or bf16, got \"%s\"", c->precision);
+    if (strcmp(c->precision, "f32") && strcmp(c->precision, "bf16")) {
+        cli_common_free(c);
+        return cli_fatal(cmd, "--precision must be f32 or bf16, got \"%s\"", c->precision);
+    }
     return 0;
 }
 

@@ -92,9 +92,6 @@ int cli_parse(int argc, char **argv, const char *usage, const cli_opt *opts, cli
               bool needs_model);
 void cli_common_free(cli_common *common);
 
-/* "f32"/"bf16" check; prints the error line and returns CLI_EXIT_FATAL if bad. */
-int cli_check_precision(const cli_common *common);
-
 /* Splits "a,b,c" into a list (copies; empty parts rejected). false on a bad list. */
 bool cli_split_commas(const char *s, cli_strlist *out);
 void cli_strlist_free_copies(cli_strlist *l); /* frees items made by cli_split_commas */
