@@ -258,6 +258,7 @@ int main(int argc, char **argv) {
         }
         cJSON_Delete(o);
     }
+    fflush(stdout);
     fprintf(stderr, "%s: %zu passed, %zu failed\n", base, pass, fail);
     tp_tok_scratch_free(S);
     free(data);
