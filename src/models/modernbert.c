@@ -528,6 +528,9 @@ static size_t mb_scratch_bytes(const tp_net *net, size_t T, size_t S, size_t R) 
         fbytes(S, sizeof(tp_attn_seq)),
         fbytes(S, 2 * sizeof(float *)),
         fbytes(R > S ? R : S, 3 * H * sizeof(float)), /* head rows: in, dense, (spare) */
+        /* last layer on the needed rows only: x, attention out, sublayer out, wi, g */
+        fbytes(R > S ? R : S, (3 * H + 3 * I) * sizeof(float)),
+        fbytes(R > S ? R : S, sizeof(tp_attn_seq) + sizeof(int32_t)),
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -577,6 +580,62 @@ static void run_head(const mb_model *m, tp_pool *pool, float *rows, float *tmp, 
     tp_matmul(pool, &m->head_dense, rows, H, tmp, H, n, compute);
     apply_act(m->head_act, tmp, n * H);
     layernorm(m, &m->head_norm, tmp, rows, n);
+}
+
+/* The last layer for the K rows sel[] only (see `prune` in mb_forward): qkv
+ * and RoPE are already computed for every row; xs gets the layer's output
+ * rows, (K, H). */
+static void last_layer_rows(const mb_model *m, const mb_layer *L, const tp_enc_batch *b,
+                            tp_pool *pool, const tp_attn_params *ap, const float *qkv,
+                            const float *x, const int32_t *pos, const float **kv,
+                            tp_attn_seq *seqs_s, int32_t *sel, size_t K, float *xs, float *att_s,
+                            float *h_s, float *wi_s, float *g_s, tp_compute compute) {
+    const size_t H = (size_t)m->H, I = (size_t)m->I, S = b->n_seqs;
+    if (K == 0)
+        return;
+    for (size_t j = 0; j < K; j++) {
+        int32_t row;
+        size_t s;
+        if (b->mlm_logits && b->n_mlm_rows) {
+            row = b->mlm_rows[j];
+            size_t lo = 0, hi = S; /* the sequence holding row: cu[s] <= row < cu[s+1] */
+            while (hi - lo > 1) {
+                size_t mid = (lo + hi) / 2;
+                if (b->cu_seqlens[mid] <= row)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            s = lo;
+        } else {
+            s = j;
+            row = b->cu_seqlens[s];
+        }
+        sel[j] = row;
+        int32_t len = b->cu_seqlens[s + 1] - b->cu_seqlens[s];
+        tp_attn_seq *q = &seqs_s[j];
+        q->q = qkv + (size_t)row * 3 * H;
+        q->q_ld = 3 * H;
+        q->out = att_s + j * H;
+        q->out_ld = H;
+        q->n_q = 1;
+        q->q_pos0 = pos[row];
+        q->kv_len = len;
+        q->k_blocks = &kv[2 * s];
+        q->v_blocks = &kv[2 * s + 1];
+        q->block_size = len;
+        q->kv_ld = 3 * H;
+    }
+    tp_attention(pool, seqs_s, K, ap);
+    tp_matmul(pool, &L->wo, att_s, H, h_s, H, K, compute);
+    for (size_t j = 0; j < K; j++)
+        memcpy(xs + j * H, x + (size_t)sel[j] * H, H * sizeof(float));
+    tp_add(xs, h_s, K * H);
+    layernorm(m, &L->mlp_norm, xs, h_s, K);
+    tp_matmul(pool, &L->wi, h_s, H, wi_s, 2 * I, K, compute);
+    tp_glu(wi_s, g_s, K, I, glu_act(m->hidden_act));
+    tp_matmul(pool, &L->wo_mlp, g_s, I, h_s, H, K, compute);
+    tp_add(xs, h_s, K * H);
 }
 
 static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *a, tp_pool *pool,
@@ -633,7 +692,21 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
     const float **kv = tp_arena_alloc(a, S, 2 * sizeof(float *)); /* (S, [k block, v block]) */
     size_t HR = R > S ? R : S;
     float *head = tp_arena_alloc(a, HR, 3 * H * sizeof(float)); /* (HR, H) rows + (HR, H) tmp */
-    if (!x || !h || !qkv || !att || !wi || !g || !pos || !seqs || !kv || !head)
+    /* The last layer only has to produce the rows the heads read (the mask rows,
+     * or each sequence's CLS row), unless mean pooling or the hidden states need
+     * every row: its keys and values still come from every row, but its
+     * queries, Wo and MLP run on those K rows only. Per-row results do not
+     * depend on which other rows are computed (batch-invariant kernels). */
+    const bool prune = !b->hidden && !(b->cls_logits && net->pooling == TP_POOL_MEAN);
+    const size_t K = R ? R : b->cls_logits ? S : 0;
+    float *xs = tp_arena_alloc(a, HR, (3 * H + 3 * I) * sizeof(float)); /* (K, H) rows of x */
+    float *att_s = xs + HR * H;                                         /* (K, H)  */
+    float *h_s = att_s + HR * H;                                        /* (K, H)  */
+    float *wi_s = h_s + HR * H;                                         /* (K, 2I) */
+    float *g_s = wi_s + HR * 2 * I;                                     /* (K, I)  */
+    tp_attn_seq *seqs_s = tp_arena_alloc(a, HR, sizeof(tp_attn_seq) + sizeof(int32_t));
+    int32_t *sel = seqs_s ? (int32_t *)(seqs_s + HR) : NULL; /* (K) packed row of each */
+    if (!x || !h || !qkv || !att || !wi || !g || !pos || !seqs || !kv || !head || !xs || !seqs_s)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY,
                        "modernbert: scratch arena too small for %zu tokens / %zu sequences", T, S);
 
@@ -683,6 +756,11 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
         tp_rope(qkv + H, 3 * H, T, (int)m->nh, (int)m->hd, pos, inv_freq); /* k */
         ap.window_left = L->global ? -1 : m->half_window;
         ap.window_right = L->global ? -1 : m->half_window;
+        if (prune && l == m->n_layers - 1) {
+            last_layer_rows(m, L, b, pool, &ap, qkv, x, pos, kv, seqs_s, sel, K, xs, att_s, h_s,
+                            wi_s, g_s, compute);
+            break;
+        }
         tp_attention(pool, seqs, S, &ap);
         tp_matmul(pool, &L->wo, att, H, h, H, T, compute);
         tp_add(x, h, T * H);
@@ -700,14 +778,16 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
     float *rows = head, *tmp = head + HR * H;
     if (R) {
         for (size_t r = 0; r < R; r++)
-            layernorm(m, &m->final_norm, x + (size_t)b->mlm_rows[r] * H, rows + r * H, 1);
+            layernorm(m, &m->final_norm, prune ? xs + r * H : x + (size_t)b->mlm_rows[r] * H,
+                      rows + r * H, 1);
         run_head(m, pool, rows, tmp, R, compute);
         tp_matmul(pool, &m->decoder, rows, H, b->mlm_logits, (size_t)m->V, R, compute);
     }
     if (b->cls_logits) {
         if (net->pooling == TP_POOL_CLS) {
             for (size_t s = 0; s < S; s++)
-                layernorm(m, &m->final_norm, x + (size_t)b->cu_seqlens[s] * H, rows + s * H, 1);
+                layernorm(m, &m->final_norm, prune ? xs + s * H : x + (size_t)b->cu_seqlens[s] * H,
+                          rows + s * H, 1);
         } else {
             /* Mean over the sequence's rows of the final hidden states; summed in
              * double in row order, so the result does not depend on the batch. */
