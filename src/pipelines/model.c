@@ -6,6 +6,8 @@
  */
 #include "pipelines/model_internal.h"
 
+#include "io/resolve.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,71 +49,6 @@ void tp_model_free(tp_model *m) {
     }
     free(m->dir);
     free(m);
-}
-
-/* The model folder for id_or_path: an existing folder as is, else a Hugging
- * Face id "org/name[@revision]" looked up in the local cache
- * (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub):
- * models--org--name/refs/<revision> names the snapshot folder. */
-static tp_status tp_model_resolve_dir(const char *id, char **out, tp_error *err) {
-    *out = NULL;
-    if (tp_dir_exists(id)) {
-        *out = tp_strdup(id);
-        return *out ? TP_OK : tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    const char *slash = strchr(id, '/');
-    if (!slash || slash == id || !slash[1] || strchr(slash + 1, '/') || id[0] == '.')
-        return tp_fail(err, TP_ERR_NOT_FOUND,
-                       "model '%s': no such folder, and not a Hugging Face id (org/name)", id);
-    char cache[4096];
-    const char *hub = getenv("HF_HUB_CACHE"), *home = getenv("HF_HOME"), *uh = getenv("HOME");
-    if (hub && *hub)
-        snprintf(cache, sizeof cache, "%s", hub);
-    else if (home && *home)
-        snprintf(cache, sizeof cache, "%s/hub", home);
-    else
-        snprintf(cache, sizeof cache, "%s/.cache/huggingface/hub", uh ? uh : ".");
-    const char *at = strchr(id, '@');
-    size_t name_len = at ? (size_t)(at - id) : strlen(id);
-    const char *rev = at ? at + 1 : "main";
-    char repo[4096], path[8192];
-    int k = snprintf(repo, sizeof repo, "%s/models--", cache);
-    for (size_t i = 0; i < name_len && k < (int)sizeof repo - 3; i++) {
-        if (id[i] == '/') {
-            repo[k++] = '-';
-            repo[k++] = '-';
-        } else {
-            repo[k++] = id[i];
-        }
-    }
-    repo[k] = 0;
-    if (!tp_dir_exists(repo))
-        return tp_fail(err, TP_ERR_NOT_FOUND,
-                       "model '%s': not a folder and not in the Hugging "
-                       "Face cache (%s does not exist)",
-                       id, repo);
-    char commit[256] = "";
-    snprintf(path, sizeof path, "%s/refs/%s", repo, rev);
-    char *text = NULL;
-    size_t len = 0;
-    tp_error e2;
-    if (tp_read_file(path, &text, &len, &e2) == TP_OK) {
-        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-            text[--len] = 0;
-        snprintf(commit, sizeof commit, "%s", text);
-        free(text);
-    } else {
-        snprintf(commit, sizeof commit, "%s", rev); /* a commit hash given directly */
-    }
-    if (!commit[0] || strchr(commit, '/') || strstr(commit, ".."))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: malformed ref file", path);
-    snprintf(path, sizeof path, "%s/snapshots/%s", repo, commit);
-    if (!tp_dir_exists(path))
-        return tp_fail(err, TP_ERR_NOT_FOUND,
-                       "model '%s': revision '%s' is not in the Hugging Face cache (%s missing)",
-                       id, rev, path);
-    *out = tp_strdup(path);
-    return *out ? TP_OK : tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
 }
 
 /* Reads id2label / label2id / problem_type for classification models. */
@@ -193,7 +130,7 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
     pthread_mutex_init(&m->lock, NULL);
     m->params = p;
     tp_status s;
-    if ((s = tp_model_resolve_dir(id_or_path, &m->dir, err)) != TP_OK)
+    if ((s = tp_resolve_local(id_or_path, &m->dir, err)) != TP_OK)
         goto fail;
     char *cfg_path = tp_path_join(m->dir, "config.json");
     if (!cfg_path) {
