@@ -24,6 +24,7 @@
  * cached, the cached snapshot is used.
  */
 #include "net/net.h"
+#include "io/resolve.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -243,31 +244,6 @@ static char *read_token(void) {
     }
     free(path);
     return tok;
-}
-
-/* Splits "org/name[@rev]" into repo and revision; false if it is not a valid id. */
-static bool parse_id(const char *id, char **repo, char **rev) {
-    const char *at = strchr(id, '@');
-    size_t n = at ? (size_t)(at - id) : strlen(id);
-    if (n == 0 || n > 200 || (at && !at[1]))
-        return false;
-    int slashes = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (c == '/') {
-            slashes++;
-            if (i == 0 || i == n - 1)
-                return false;
-            continue;
-        }
-        if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '.')
-            return false;
-    }
-    if (slashes > 1 || id[0] == '.' || strstr(id, "..") || strstr(id, "--"))
-        return false;
-    *repo = tp_strndup(id, n);
-    *rev = at ? tp_strdup(at + 1) : NULL;
-    return *repo && (!at || *rev);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1122,26 +1098,22 @@ tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *para
     memset(&h, 0, sizeof h);
     h.p = p;
     h.err = err;
+    /* id syntax, cache folder and repo folder name as the io module reads them */
     char *id_rev = NULL;
-    if (!parse_id(id_or_path, &h.repo, &id_rev)) {
-        free(h.repo);
-        free(id_rev);
-        return tp_fail(err, TP_ERR_NOT_FOUND,
-                       "%s is not a folder, nor a Hugging Face id of the form org/name[@revision]",
-                       id_or_path);
+    if (tp_hf_parse_id(id_or_path, &h.repo, &id_rev, err) != TP_OK) {
+        if (err->status == TP_ERR_OUT_OF_MEMORY)
+            return TP_ERR_OUT_OF_MEMORY;
+        char msg[TP_ERROR_MESSAGE_MAX];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return tp_fail(err, TP_ERR_NOT_FOUND, "%s", msg);
     }
-    h.revision = tp_strdup(p->revision ? p->revision : id_rev ? id_rev : "main");
+    h.revision = tp_strdup(p->revision ? p->revision : id_rev);
     free(id_rev);
-    if (p->cache_dir) {
-        h.cache = tp_strdup(p->cache_dir);
-    } else if (env_nonempty("HF_HUB_CACHE")) {
-        h.cache = tp_strdup(getenv("HF_HUB_CACHE"));
-    } else {
-        char *home = hf_home();
-        h.cache = home ? tp_path_join(home, "hub") : NULL;
-        free(home);
-    }
     tp_status s = TP_OK;
+    if (p->cache_dir)
+        h.cache = tp_strdup(p->cache_dir);
+    else if ((s = tp_hf_cache_dir(&h.cache, err)) != TP_OK)
+        goto out;
     if (!h.revision || !h.cache) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto out;
@@ -1150,19 +1122,9 @@ tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *para
         s = tp_fail(err, TP_ERR_INVALID_ARGUMENT, "bad revision \"%s\" for %s", h.revision, h.repo);
         goto out;
     }
-    h.repo_dir = str_printf("%s/models--%s", h.cache, h.repo);
-    if (!h.repo_dir) {
-        s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-        goto out;
-    }
-    for (char *c = h.repo_dir + strlen(h.cache) + 9; *c; c++)
-        if (*c == '/') {
-            /* models--org--name: the one '/' of the id becomes "--" */
-            char *r = str_printf("%.*s--%s", (int)(c - h.repo_dir), h.repo_dir, c + 1);
-            free(h.repo_dir);
-            h.repo_dir = r;
-            break;
-        }
+    char *folder = tp_hf_repo_folder(h.repo);
+    h.repo_dir = folder ? tp_path_join(h.cache, folder) : NULL;
+    free(folder);
     if (!h.repo_dir) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto out;
