@@ -59,7 +59,8 @@ typedef struct amatch {
 typedef struct cache_slot {
     uint64_t hash;
     uint32_t key_off, val_off;
-    uint16_t key_len, n_tok; /* n_tok 0xffff = empty */
+    uint16_t key_len, n_tok;
+    uint32_t gen; /* the slot is in use when gen == the scratch's cache_gen */
 } cache_slot;
 
 #define CACHE_SLOTS (1u << 16)
@@ -93,7 +94,8 @@ struct tp_tok_scratch {
     char *ckeys;
     uint32_t *cvals; /* pairs (id, end) */
     size_t ckeys_len, cvals_len, cache_used;
-    tp_buf wbuf; /* word as vocabulary string (ignore_merges, prefix/suffix) */
+    uint32_t cache_gen; /* bumping it empties the cache without touching the slots */
+    tp_buf wbuf;        /* word as vocabulary string (ignore_merges, prefix/suffix) */
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -166,8 +168,10 @@ static void tstr_free(tstr *t) {
 }
 
 static void cache_clear(tp_tok_scratch *S) {
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
-        S->cache[i].n_tok = 0xffff;
+    if (++S->cache_gen == 0) {
+        memset(S->cache, 0, CACHE_SLOTS * sizeof *S->cache);
+        S->cache_gen = 1;
+    }
     S->ckeys_len = S->cvals_len = S->cache_used = 0;
 }
 
@@ -973,7 +977,7 @@ static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) 
     uint64_t h = 0;
     cache_slot *slot = NULL;
     if (!S->cache && !S->no_cache) {
-        S->cache = malloc(CACHE_SLOTS * sizeof *S->cache);
+        S->cache = calloc(CACHE_SLOTS, sizeof *S->cache); /* gen 0: all empty */
         S->ckeys = malloc(CACHE_KEY_POOL);
         S->cvals = malloc(CACHE_VAL_POOL * sizeof(uint32_t));
         if (!S->cache || !S->ckeys || !S->cvals)
@@ -985,7 +989,7 @@ static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) 
         size_t i = (size_t)h & (CACHE_SLOTS - 1);
         for (;;) {
             cache_slot *c = &S->cache[i];
-            if (c->n_tok == 0xffff) {
+            if (c->gen != S->cache_gen) {
                 slot = c;
                 break;
             }
@@ -1052,6 +1056,7 @@ static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) 
         slot->key_len = (uint16_t)n;
         slot->val_off = (uint32_t)S->cvals_len;
         slot->n_tok = (uint16_t)nt;
+        slot->gen = S->cache_gen;
         /* ends relative to the word: recover from the symbol list again */
         uint32_t *v = S->cvals + S->cvals_len;
         if (done) {

@@ -4,7 +4,8 @@
  *   - random bytes: encode fails with TP_ERR_INPUT exactly when the bytes are
  *     not valid UTF-8 (checked with core's validator), else succeeds;
  *   - random Unicode (mixed scripts, combining marks, spaces, controls, pieces
- *     of added tokens): encode succeeds, offsets are ordered and in range, and
+ *     of added tokens): encode succeeds, offsets are ordered and in range, the
+ *     per-scratch word cache gives the same ids and offsets as no cache, and
  *     for Qwen3 decode(encode(s)) == NFC(s) (NFC by utf8proc directly);
  *   - random ids: decode succeeds with valid UTF-8, and streaming them gives
  *     whole UTF-8 chunks whose concatenation is the full decode;
@@ -111,6 +112,14 @@ static void fuzz(const char *dir, bool roundtrip, int iters) {
             p.add_special_tokens = false;
             tp_encoding e2;
             CHECK(tp_tok_encode(tok, S, buf, n, NULL, 0, &p, &e2, &err) == TP_OK);
+            /* the word cache changes nothing: same ids and offsets without it */
+            tp_encoding e4;
+            p.word_cache = false;
+            CHECK(tp_tok_encode(tok, S, buf, n, NULL, 0, &p, &e4, &err) == TP_OK);
+            p.word_cache = true;
+            CHECK(e4.n == e2.n && (e2.n == 0 || (memcmp(e4.ids, e2.ids, e2.n * 4) == 0 &&
+                                                 memcmp(e4.offsets, e2.offsets, e2.n * 8) == 0)));
+            tp_encoding_free(&e4);
             CHECK(tp_tok_decode(tok, e2.ids, e2.n, &dp, &s, &len, &err) == TP_OK);
             if (roundtrip && s) {
                 utf8proc_uint8_t *nfc = NULL;
