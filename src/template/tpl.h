@@ -257,6 +257,12 @@ struct tpl_node {
     tpl_node **kids; /* args / items / statements / macro params */
     size_t n_kids;
     const char **kw_names; /* N_CALL/N_FILTER/N_TEST: keyword arg names (NULL for positional) */
+    /* N_BODY that starts a scope: names that read as undefined at scope entry (Jinja2's
+     * symbol analysis: assigned in this scope before any use, and used by no enclosing
+     * scope, so the caller's variable of that name is hidden). */
+    const char **shadow;
+    size_t *shadow_len;
+    size_t n_shadow;
 };
 
 struct tp_template_vars {
@@ -270,7 +276,8 @@ struct tp_template {
     char *name;
 };
 
-/* parse: source -> AST in t->arena. Fills err (TP_ERR_TEMPLATE) on failure. */
+/* parse: source -> AST in t->arena (with the scope analysis filled in). Fills err
+ * (TP_ERR_TEMPLATE) on failure. */
 tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err);
 
 /* builtins (tpl_builtins.c): ids for filters/tests, -1 when unknown */

@@ -495,6 +495,16 @@ static tv lookup(R *r, frame *f, const char *name, size_t n) {
     return undef_named(name, n);
 }
 
+/* Entering a scope: the names the scope analysis found assigned-before-use start out
+ * undefined here instead of reaching the caller's variables (Jinja2's scoping). */
+static bool scope_enter(R *r, frame *f, const tpl_node *body) {
+    for (size_t i = 0; i < body->n_shadow; i++)
+        if (!frame_set(r, f, body->shadow[i], body->shadow_len[i],
+                       undef_named(body->shadow[i], body->shadow_len[i])))
+            return check_mem(r, body->line);
+    return true;
+}
+
 /* ---- forward declarations ---- */
 
 static bool eval(R *r, frame *f, const tpl_node *n, tv *out);
@@ -1072,6 +1082,7 @@ static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const t
         *out = buf_to_str(r, &b);
         return check_mem(r, line);
     }
+    /* Jinja2 compiles a slice to a plain Python subscript: no undefined fallback */
     return rfail(r, line, "%s value cannot be sliced", type_label(obj));
 }
 
@@ -1247,6 +1258,13 @@ static bool run_test(R *r, int line, int id, tv v, const args_t *a, bool *res) {
 }
 
 static bool test_oddeven(R *r, int line, int id, tv v, bool *res) {
+    if (v.t == TV_FLOAT) { /* Python: value % 2 == 1 (odd) / == 0 (even) */
+        double m = fmod(v.u.f, 2.0);
+        if (m < 0)
+            m += 2.0;
+        *res = id == TS_ODD ? m == 1.0 : m == 0.0;
+        return true;
+    }
     if (!is_intlike(v))
         return rfail(r, line, "test '%s' needs an integer, got %s value", TEST_NAMES[id],
                      type_label(v));
@@ -1980,7 +1998,7 @@ static bool call_macro(R *r, const tpl_node *call, tv mv, const args_t *a, tv *o
     if (r->depth > TPL_MAX_DEPTH / 2)
         return rfail(r, line, "macro calls nested too deeply (recursion?)");
     frame *mf = frame_new(r, mc->f);
-    if (!mf)
+    if (!mf || !scope_enter(r, mf, m->b))
         return check_mem(r, line);
     for (size_t i = 0; i < a->nkw; i++) {
         bool ok = false;
@@ -2165,9 +2183,10 @@ static bool filter_select(R *r, frame *f, const tpl_node *fn, int fid, tv v, con
     (void)f;
     bool by_attr = fid == F_SELECTATTR || fid == F_REJECTATTR;
     bool want = fid == F_SELECTATTR || fid == F_SELECT;
-    const tv *items;
-    size_t n;
-    if (!iter_items(r, line, v, &items, &n))
+    const tv *items = NULL;
+    size_t n = 0;
+    /* Jinja2: `if value: for item in value: ...`, so a false value selects nothing */
+    if (tpl_truthy(v) && !iter_items(r, line, v, &items, &n))
         return false;
     size_t ai = 0;
     tv attr = tv_undef();
@@ -2208,9 +2227,9 @@ static bool filter_select(R *r, frame *f, const tpl_node *fn, int fid, tv v, con
 
 static bool filter_map(R *r, frame *f, const tpl_node *fn, tv v, const args_t *a, tv *out) {
     int line = fn->line;
-    const tv *items;
-    size_t n;
-    if (!iter_items(r, line, v, &items, &n))
+    const tv *items = NULL;
+    size_t n = 0;
+    if (tpl_truthy(v) && !iter_items(r, line, v, &items, &n)) /* as Jinja2: false maps to [] */
         return false;
     const tv *attr = arg(a, SIZE_MAX, "attribute");
     const tv *dflt = arg(a, SIZE_MAX, "default");
@@ -2562,6 +2581,8 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return false;
         const tv *bs = arg(a, 1, "base");
         int64_t base = bs && is_intlike(*bs) ? as_int(*bs) : 10;
+        if (v.t == TV_UNDEF)
+            return undef_fail(r, line, v, "cannot convert an undefined value with |int");
         if (base < 2 || base > 36)
             base = 10;
         return to_int_value(r, line, v, arg(a, 0, "default"), base, out);
@@ -2572,6 +2593,8 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return false;
         const tv *d = arg(a, 0, "default");
         tv dv = d ? *d : tv_float(0.0);
+        if (v.t == TV_UNDEF)
+            return undef_fail(r, line, v, "cannot convert an undefined value with |float");
         if (is_number(v)) {
             *out = tv_float(as_f(v));
         } else if (v.t == TV_BIGINT) {
@@ -2622,6 +2645,8 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
                 return false;
             if (!sort_key_prep(r, line, k, csb, &k))
                 return false;
+            if (!tpl_is_hashable(k))
+                return rfail(r, line, "filter 'unique': %s value is unhashable", type_label(k));
             bool seen = false;
             for (size_t j = 0; j < keys.n && !seen; j++)
                 seen = tpl_equal(keys.v[j], k);
@@ -2707,9 +2732,20 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             res = ceil(x * m) / m;
         else if (strncmp(method, "floor", 5) == 0)
             res = floor(x * m) / m;
-        else if (strncmp(method, "common", 6) == 0)
-            res = round(x * m) / m;
-        else
+        else if (strncmp(method, "common", 6) == 0) {
+            if (v.t != TV_FLOAT) { /* Python's round(int, n) stays an int */
+                *out = tv_int(as_int(v));
+                return true;
+            }
+            /* Python rounds the exact binary value half-to-even, as printf does */
+            if (p >= 0) {
+                char num[400];
+                snprintf(num, sizeof num, "%.*f", (int)p, x);
+                res = strtod(num, NULL);
+            } else {
+                res = nearbyint(x * m) / m;
+            }
+        } else
             return rfail(r, line, "filter 'round': method must be common, ceil or floor");
         *out = tv_float(res);
         return true;
@@ -3133,6 +3169,9 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
     lv.aux = 0;
     lv.u.loop = lp;
     r->loop_depth++;
+    /* Jinja2 runs the else block unless some iteration reached the end of the body: a
+     * `continue` or `break` skips the point where its compiled loop clears the flag. */
+    bool completed = false;
     for (size_t i = 0; i < cnt; i++) {
         if (++r->steps > TPL_MAX_STEPS) {
             r->loop_depth--;
@@ -3142,7 +3181,8 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
         }
         lp->index0 = i;
         iter->n = 0; /* a fresh scope per iteration */
-        if (!frame_set(r, iter, "loop", 4, lv) || !assign(r, iter, target, items[i])) {
+        if (!scope_enter(r, iter, n->b) || !frame_set(r, iter, "loop", 4, lv) ||
+            !assign(r, iter, target, items[i])) {
             r->loop_depth--;
             check_mem(r, line);
             return X_ERR;
@@ -3152,12 +3192,18 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
             r->loop_depth--;
             return X_ERR;
         }
+        if (x == X_OK)
+            completed = true;
         if (x == X_BREAK)
             break;
     }
     r->loop_depth--;
-    if (cnt == 0 && n->c)
-        return exec(r, f, n->c);
+    if (!completed && n->c) {
+        frame *ef = frame_new(r, f); /* the else block is an inner scope too */
+        if (!ef || !scope_enter(r, ef, n->c))
+            return check_mem(r, line), X_ERR;
+        return exec(r, ef, n->c);
+    }
     return X_OK;
 }
 
@@ -3213,7 +3259,11 @@ static int exec(R *r, frame *f, const tpl_node *n) {
         tp_buf body = {0};
         tp_buf *saved = r->out;
         r->out = &body;
-        int x = exec(r, f, n->b);
+        /* the body is an inner scope: its sets and macros stay inside (as in Jinja2) */
+        frame *inner = frame_new(r, f);
+        int x = inner && scope_enter(r, inner, n->b) ? exec(r, inner, n->b) : X_ERR;
+        if (!inner)
+            check_mem(r, n->line);
         r->out = saved;
         if (x == X_ERR) {
             tp_buf_free(&body);
@@ -3291,7 +3341,7 @@ tp_status tp_template_render(const tp_template *t, const tp_template_vars *const
     tp_buf buf = {0};
     r.out = &buf;
     frame *top = frame_new(&r, NULL);
-    int x = top ? exec(&r, top, t->root) : X_ERR;
+    int x = top && scope_enter(&r, top, t->root) ? exec(&r, top, t->root) : X_ERR;
     if (!top)
         check_mem(&r, 1);
     tpl_arena_free(&r.a);

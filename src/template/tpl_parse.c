@@ -1176,9 +1176,11 @@ static tpl_node *parse_filter_expr(P *p, tpl_node *n) {
                 nl_into(f, &args);
             } else if ((at->type == T_NAME || at->type == T_STRING || at->type == T_INT ||
                         at->type == T_FLOAT || is_op(at, "[") || is_op(at, "{")) &&
-                       !is_name(at, "else") && !is_name(at, "or") && !is_name(at, "and") &&
-                       !is_name(at, "if") && !is_name(at, "in") && !is_name(at, "not") &&
-                       !is_name(at, "is")) {
+                       !is_name(at, "else") && !is_name(at, "or") && !is_name(at, "and")) {
+                /* Jinja2's rule: any other name here is the test's argument (so `x is
+                 * defined if y` does not parse, as in Python) */
+                if (is_name(at, "is"))
+                    return pfail(p, at->line, "cannot chain tests with 'is'"), NULL;
                 tpl_node *arg = parse_primary(p);
                 if (arg)
                     arg = parse_postfix(p, arg);
@@ -1624,6 +1626,214 @@ static bool parse_body(P *p, tpl_node **out, const char *const *ends, int *which
     return true;
 }
 
+/* ---- scope analysis ----
+ *
+ * Jinja2 decides at compile time, per scope (the template, a loop body, a for-else body, a
+ * macro body, a block set or filter body), how each name starts: a name whose first
+ * occurrence in the scope is an unconditional assignment, and which no enclosing scope
+ * mentions, starts undefined -- it does not fall back to the caller's variable of that
+ * name. (An assignment inside an if-branch keeps the fallback.) Everything else behaves as
+ * a dynamic lookup through the enclosing frames, which is what the evaluator does; this
+ * pass records the exceptions on each scope's body so the evaluator can hide them. */
+
+typedef struct an_scope an_scope;
+struct an_scope {
+    an_scope *parent;
+    const char **names;
+    size_t *lens;
+    uint8_t *kind; /* 1 used (or conditionally assigned) first, 2 assigned first */
+    size_t n, cap;
+    tpl_node *body;
+    an_scope *next_all; /* list of every scope, for the second pass */
+};
+
+typedef struct {
+    an_scope *all;
+    bool oom;
+} an_ctx;
+
+static an_scope *an_new(an_ctx *c, an_scope *parent, tpl_node *body) {
+    an_scope *s = calloc(1, sizeof *s);
+    if (!s) {
+        c->oom = true;
+        return NULL;
+    }
+    s->parent = parent;
+    s->body = body;
+    s->next_all = c->all;
+    c->all = s;
+    return s;
+}
+
+static bool an_has(const an_scope *s, const char *name, size_t n) {
+    for (size_t i = 0; i < s->n; i++)
+        if (s->lens[i] == n && memcmp(s->names[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+static void an_ref(an_ctx *c, an_scope *s, const char *name, size_t n, int kind) {
+    if (!s || !name || an_has(s, name, n))
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        const char **nn = realloc(s->names, cap * sizeof *nn);
+        if (nn)
+            s->names = nn;
+        size_t *nl = realloc(s->lens, cap * sizeof *nl);
+        if (nl)
+            s->lens = nl;
+        uint8_t *nk = realloc(s->kind, cap);
+        if (nk)
+            s->kind = nk;
+        if (!nn || !nl || !nk) {
+            c->oom = true;
+            return;
+        }
+        s->cap = cap;
+    }
+    s->names[s->n] = name;
+    s->lens[s->n] = n;
+    s->kind[s->n] = (uint8_t)kind;
+    s->n++;
+}
+
+static void an_expr(an_ctx *c, an_scope *s, const tpl_node *n) {
+    if (!n)
+        return;
+    if (n->kind == N_NAME) {
+        an_ref(c, s, n->name, n->name_len, 1);
+        return;
+    }
+    an_expr(c, s, n->a);
+    an_expr(c, s, n->b);
+    an_expr(c, s, n->c);
+    an_expr(c, s, n->d);
+    for (size_t i = 0; i < n->n_kids; i++)
+        an_expr(c, s, n->kids[i]);
+}
+
+static void an_store(an_ctx *c, an_scope *s, const tpl_node *t, int branch) {
+    if (!t)
+        return;
+    if (t->kind == N_NAME)
+        an_ref(c, s, t->name, t->name_len, branch ? 1 : 2);
+    else if (t->kind == N_ATTR)
+        an_expr(c, s, t->a); /* ns.attr = ...: a use of ns */
+    else
+        for (size_t i = 0; i < t->n_kids; i++)
+            an_store(c, s, t->kids[i], branch);
+}
+
+static void an_stmt(an_ctx *c, an_scope *s, tpl_node *n, int branch);
+
+static void an_scope_body(an_ctx *c, an_scope *parent, tpl_node *body, const tpl_node *target,
+                          const tpl_node *const *params, size_t n_params, const tpl_node *pre) {
+    if (!body)
+        return;
+    an_scope *sc = an_new(c, parent, body);
+    if (!sc)
+        return;
+    if (target) {
+        an_store(c, sc, target, 1);
+        an_ref(c, sc, "loop", 4, 1);
+    }
+    for (size_t i = 0; i < n_params; i++) {
+        an_ref(c, sc, params[i]->name, params[i]->name_len, 1);
+        an_expr(c, sc, params[i]->a);
+    }
+    an_expr(c, sc, pre);
+    an_stmt(c, sc, body, 0);
+}
+
+static void an_stmt(an_ctx *c, an_scope *s, tpl_node *n, int branch) {
+    if (!n || c->oom)
+        return;
+    switch (n->kind) {
+    case N_BODY:
+        for (size_t i = 0; i < n->n_kids; i++)
+            an_stmt(c, s, n->kids[i], branch);
+        break;
+    case N_OUT:
+        an_expr(c, s, n->a);
+        break;
+    case N_IF:
+        an_expr(c, s, n->a);
+        an_stmt(c, s, n->b, branch + 1);
+        an_stmt(c, s, n->c, branch + 1);
+        break;
+    case N_FOR:
+        an_expr(c, s, n->a);
+        an_scope_body(c, s, n->b, n->kids[0], NULL, 0, n->d);
+        an_scope_body(c, s, n->c, NULL, NULL, 0, NULL);
+        break;
+    case N_SET:
+        an_expr(c, s, n->b);
+        an_store(c, s, n->a, branch);
+        break;
+    case N_SETBLOCK:
+        an_scope_body(c, s, n->b, NULL, NULL, 0, NULL);
+        an_ref(c, s, n->name, n->name_len, branch ? 1 : 2);
+        break;
+    case N_MACRO:
+        an_ref(c, s, n->name, n->name_len, branch ? 1 : 2);
+        an_scope_body(c, s, n->b, NULL, (const tpl_node *const *)n->kids, n->n_kids, NULL);
+        break;
+    case N_FILTERBLOCK:
+        an_expr(c, s, n->a);
+        an_scope_body(c, s, n->b, NULL, NULL, 0, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+static bool analyze_scopes(P *p, tpl_node *root) {
+    an_ctx c = {NULL, false};
+    an_scope *rs = an_new(&c, NULL, root);
+    if (rs)
+        an_stmt(&c, rs, root, 0);
+    bool ok = !c.oom;
+    for (an_scope *s = c.all; s && ok; s = s->next_all) {
+        size_t cnt = 0;
+        for (int pass = 0; pass < 2 && ok; pass++) {
+            for (size_t i = 0; i < s->n; i++) {
+                if (s->kind[i] != 2)
+                    continue;
+                bool outer = false;
+                for (an_scope *q = s->parent; q && !outer; q = q->parent)
+                    outer = an_has(q, s->names[i], s->lens[i]);
+                if (outer)
+                    continue;
+                if (pass == 1) {
+                    s->body->shadow[cnt] = s->names[i];
+                    s->body->shadow_len[cnt] = s->lens[i];
+                }
+                cnt++;
+            }
+            if (pass == 0 && cnt) {
+                s->body->shadow = tpl_alloc(p->a, cnt * sizeof(char *));
+                s->body->shadow_len = tpl_alloc(p->a, cnt * sizeof(size_t));
+                if (!s->body->shadow || !s->body->shadow_len)
+                    ok = false;
+                s->body->n_shadow = cnt;
+                cnt = 0;
+            } else if (pass == 0) {
+                break;
+            }
+        }
+    }
+    while (c.all) {
+        an_scope *nx = c.all->next_all;
+        free(c.all->names);
+        free(c.all->lens);
+        free(c.all->kind);
+        free(c.all);
+        c.all = nx;
+    }
+    return ok ? true : oom(p);
+}
+
 tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err) {
     /* normalise newlines and drop one trailing newline (keep_trailing_newline=False) */
     char *s = tpl_alloc(&t->arena, len + 1);
@@ -1653,6 +1863,8 @@ tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err) 
         int which;
         ok = parse_body(&p, &t->root, NULL, &which);
     }
+    if (ok)
+        ok = analyze_scopes(&p, t->root);
     free(p.toks);
     if (!ok) {
         if (!p.failed)
