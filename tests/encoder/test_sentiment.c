@@ -10,6 +10,8 @@
  */
 #include "enc_test_util.h"
 
+#include <pthread.h>
+
 static bool same(const tp_sentiment_result *a, const tp_sentiment_result *b) {
     if (a->error.status != b->error.status || a->n_scores != b->n_scores ||
         a->truncated != b->truncated)
@@ -68,6 +70,21 @@ static void check_math(tp_model *m, const char *text, bool sigmoid, const char *
     tp_sentiment_result_free(&r);
     free(lg);
     tp_encoding_free(&e);
+}
+
+typedef struct thread_job {
+    tp_model *m;
+    const char *const *texts;
+    size_t n;
+    tp_sentiment_result *out;
+    tp_status st;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    tp_error err;
+    j->st = tp_sentiment_predict_all_scores_batch(j->m, j->texts, j->n, NULL, j->out, &err);
+    return NULL;
 }
 
 int main(void) {
@@ -149,6 +166,36 @@ int main(void) {
                       !strcmp(out[i].scores[0].label, single[perm[i]].scores[0].label));
             tp_sentiment_result_free_all(out, n);
         }
+    }
+
+    /* ---- thread-count invariance and concurrent calls on one shared model ---- */
+    {
+        tp_model_params p1 = mp;
+        p1.n_threads = 1;
+        tp_model *m3b = enc_load(d3, &p1);
+        tp_sentiment_result out[NT];
+        CHECK(tp_sentiment_predict_all_scores_batch(m3b, (const char *const *)texts, NT, NULL, out,
+                                                    &err) == TP_OK);
+        for (size_t i = 0; i < NT; i++)
+            CHECK_MSG(same(&out[i], &single[i]), "1 thread vs 2: item %zu differs", i);
+        tp_sentiment_result_free_all(out, NT);
+        tp_model_free(m3b);
+
+        static tp_sentiment_result o1[NT], o2[NT];
+        thread_job j1 = {m3, (const char *const *)texts, NT, o1, TP_ERR_INTERNAL};
+        thread_job j2 = {m3, (const char *const *)texts + 32, 32, o2, TP_ERR_INTERNAL};
+        pthread_t t1, t2;
+        CHECK(pthread_create(&t1, NULL, thread_main, &j1) == 0);
+        CHECK(pthread_create(&t2, NULL, thread_main, &j2) == 0);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        CHECK(j1.st == TP_OK && j2.st == TP_OK);
+        for (size_t i = 0; i < NT; i++)
+            CHECK(same(&o1[i], &single[i]));
+        for (size_t i = 0; i < 32; i++)
+            CHECK(same(&o2[i], &single[32 + i]));
+        tp_sentiment_result_free_all(o1, NT);
+        tp_sentiment_result_free_all(o2, 32);
     }
 
     /* ---- partial failure ---- */
