@@ -736,6 +736,84 @@ static void test_generate(bool have_chat_template) {
     result_free(&r);
 }
 
+/* Runs tpipe with stderr on a pseudo-terminal; returns what it wrote there. */
+static char *run_with_tty_stderr(const char *const *args, int *rc) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) || unlockpt(master))
+        return NULL;
+    const char *slave = ptsname(master);
+    char out[300];
+    snprintf(out, sizeof out, "%s/tty_stdout", tmp);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = tpipe_bin;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fs = open(slave, O_RDWR | O_NOCTTY), fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            fi = open("/dev/null", O_RDONLY);
+        dup2(fi, 0);
+        dup2(fo, 1);
+        dup2(fs, 2);
+        execv(tpipe_bin, (char *const *)argv);
+        _exit(127);
+    }
+    /* read while it runs, so the pty never fills */
+    tp_buf b = {0};
+    char buf[4096];
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    int status = 0;
+    for (;;) {
+        ssize_t k = read(master, buf, sizeof buf);
+        if (k > 0) {
+            tp_buf_append(&b, buf, (size_t)k);
+            continue;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        usleep(10000);
+    }
+    ssize_t k;
+    while ((k = read(master, buf, sizeof buf)) > 0)
+        tp_buf_append(&b, buf, (size_t)k);
+    close(master);
+    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return tp_buf_take(&b);
+}
+
+/* The progress bar: on a terminal, unless --quiet; never on a pipe (checked by
+ * the one-line stderr checks above). */
+static void test_progress(void) {
+    char in[400];
+    snprintf(in, sizeof in, "%s/progress_in.txt", tmp);
+    FILE *f = fopen(in, "w");
+    for (int i = 0; i < 300; i++)
+        fprintf(f, "text number %d\n", i);
+    fclose(f);
+    int rc = -1;
+    char *err = run_with_tty_stderr(
+        (const char *const[]){"tokenize", "--model", tok_modernbert, "--input", in, NULL}, &rc);
+    if (!err) {
+        printf("SKIP: progress bar (no pseudo-terminal)\n");
+        return;
+    }
+    CHECK_EQ_INT(rc, 0);
+    CHECK_MSG(strchr(err, '\r') && strstr(err, "items/s") && strstr(err, "100%") &&
+                  strstr(err, "300 items") && strstr(err, "ETA"),
+              "progress on a terminal: \"%s\"", err);
+    free(err);
+    err = run_with_tty_stderr((const char *const[]){"tokenize", "--model", tok_modernbert,
+                                                    "--input", in, "--quiet", NULL},
+                              &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_MSG(err && err[0] == '\0', "--quiet still wrote \"%s\"", err ? err : "");
+    free(err);
+}
+
 /* --model org/name through a fake hub (HF_ENDPOINT), then offline from the cache. */
 static void test_hub_model(void) {
     static fake_hub hub;
@@ -852,6 +930,7 @@ int main(void) {
         test_chat_template();
         test_generate(qwen_template);
         test_hub_model();
+        test_progress();
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
