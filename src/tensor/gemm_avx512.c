@@ -17,15 +17,9 @@
  */
 #include "tensor/kernels.h"
 
-#include <immintrin.h>
+#include "tensor/avx512_util.h"
 
-static inline float hsum16(__m512 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    b = _mm_add_ss(b, _mm_movehdup_ps(b));
-    return _mm_cvtss_f32(b);
-}
+#include <immintrin.h>
 
 /* 16 weights at w (element index k) widened to f32; masked variants zero-fill. */
 static inline __m512 load_w(tp_dtype dt, const void *w, size_t k) {
@@ -49,18 +43,54 @@ static inline __m512 load_w_mask(tp_dtype dt, const void *w, size_t k, __mmask16
 #define TILE_C 6
 
 /* Software prefetch of the next weight panel while this one is multiplied:
- * rows [0, pf_rows) of pf (row stride K elements), one cache line per row per
- * 16 k. It keeps DRAM busy in the decode shapes, where a panel is only used
- * by a few rows of x. Prefetches do not change any result. */
+ * `lines` consecutive cache lines from p per k step, in address order (the
+ * order the hardware prefetchers follow best), never at or past `end`. It
+ * keeps DRAM busy in the decode shapes, where a panel is used by only a few
+ * rows of x. Prefetches do not change any result. */
 typedef struct pf_spec {
     const char *p;
-    int rows;
+    const char *end;
+    int lines;
 } pf_spec;
 
-static inline __attribute__((always_inline)) void prefetch_rows(pf_spec pf, size_t row_bytes,
-                                                                size_t off) {
-    for (int i = 0; i < pf.rows; i++)
-        _mm_prefetch(pf.p + (size_t)i * row_bytes + off, _MM_HINT_T0);
+static inline __attribute__((always_inline)) const char *
+prefetch_lines(const char *p, const char *end, int lines) {
+    for (int i = 0; i < lines; i++, p += 64)
+        if (p < end)
+            _mm_prefetch(p, _MM_HINT_T0);
+    return p;
+}
+
+/* Prefetch plan for [p, end) spread over `steps` k steps. */
+static inline pf_spec pf_plan(const char *p, const char *end, size_t steps) {
+    pf_spec pf = {p, end, 0};
+    if (end > p && steps > 0) {
+        size_t lines = ((size_t)(end - p) + 63) / 64;
+        pf.lines = (int)((lines + steps - 1) / steps);
+    }
+    return pf;
+}
+
+/* y[r][c] = hsum16(acc[r][c]) (+ bias[c]); four columns at a time. */
+static inline __attribute__((always_inline)) void
+store_tile(const int R, const int C, __m512 acc[][8], float *y, size_t ldy, const float *bias) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float *yr = y + (size_t)r * ldy;
+        int c = 0;
+#pragma GCC unroll 2
+        for (; c + 4 <= C; c += 4) {
+            __m128 v = hsum16x4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]);
+            if (bias)
+                v = _mm_add_ps(v, _mm_loadu_ps(bias + c));
+            _mm_storeu_ps(yr + c, v);
+        }
+#pragma GCC unroll 4
+        for (; c < C; c++) {
+            float v = hsum16(acc[r][c]);
+            yr[c] = bias ? v + bias[c] : v;
+        }
+    }
 }
 
 /* f32 compute: out[r][c] = sum_k x[r][k] w[c][k] for an R x C tile. */
@@ -76,8 +106,8 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
             acc[r][c] = _mm512_setzero_ps();
     size_t k = 0;
     for (; k + 16 <= K; k += 16) {
-        if (pf.rows)
-            prefetch_rows(pf, K * es, k * es);
+        if (pf.lines)
+            pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
         __m512 xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -104,13 +134,7 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
                 acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++) {
-            float v = hsum16(acc[r][c]);
-            y[(size_t)r * ldy + c] = bias ? v + bias[c] : v;
-        }
+    store_tile(R, C, acc, y, ldy, bias);
 }
 
 /* bf16 compute (bf16 weights): VDPBF16PS over chunks of 32 k. x has already
@@ -127,9 +151,8 @@ tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint1
             acc[r][c] = _mm512_setzero_ps();
     size_t k = 0;
     for (; k + 32 <= K; k += 32) {
-        if (pf.rows) {
-            prefetch_rows(pf, K * 2, k * 2);
-        }
+        if (pf.lines)
+            pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
         __m512bh xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -156,13 +179,7 @@ tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint1
                 acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++) {
-            float v = hsum16(acc[r][c]);
-            y[(size_t)r * ldy + c] = bias ? v + bias[c] : v;
-        }
+    store_tile(R, C, acc, y, ldy, bias);
 }
 
 /* x is f32 for kinds 0-2 and bf16 (uint16_t) for kind 3; ldx in elements. */
@@ -236,18 +253,20 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
     size_t es = l->dtype == TP_DTYPE_F32 ? 4 : 2;
     const char *w = l->w;
     const char *xc = xs;
+    size_t step = kind == 3 ? 32 : 16; /* k per loop iteration */
     if (m1 - m0 == 1) {
         /* GEMV: 8 weight rows at a time, prefetching the next 8 */
         const char *x = xc + m0 * ldx * xes;
         float *yr = y + m0 * ldy;
         size_t n = n0;
         for (; n + 8 <= n1; n += 8) {
-            pf_spec pf = {w + (n + 8) * K * es, n + 16 <= n1 ? 8 : (int)(n1 - n - 8)};
+            size_t nn = n + 16 <= n1 ? n + 16 : n1;
+            pf_spec pf = pf_plan(w + (n + 8) * K * es, w + nn * K * es, K / step);
             gemv8[kind](x, ldx, w + n * K * es, K, yr + n, ldy, l->bias ? l->bias + n : NULL, pf);
         }
         for (; n < n1; n += TILE_C) {
             size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
-            pf_spec none = {NULL, 0};
+            pf_spec none = {NULL, NULL, 0};
             tiles[kind][0][c - 1](x, ldx, w + n * K * es, K, yr + n, ldy,
                                   l->bias ? l->bias + n : NULL, none);
         }
@@ -258,16 +277,16 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
         size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
         const char *wn = w + n * K * es;
         const float *bn = l->bias ? l->bias + n : NULL;
-        /* the next panel's rows, shared out over this panel's row tiles */
+        /* the next panel's lines, shared out over this panel's row tiles */
         size_t next_c = n + c < n1 ? (n1 - n - c < TILE_C ? n1 - n - c : TILE_C) : 0;
-        size_t per_tile = (next_c + n_tiles - 1) / n_tiles;
+        size_t next_bytes = next_c * K * es;
+        size_t share = (next_bytes / n_tiles + 63) / 64 * 64;
         size_t j = 0;
         for (size_t m = m0; m < m1; m += TILE_R, j++) {
             size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
-            size_t first = j * per_tile;
-            pf_spec pf = {
-                wn + (c + first) * K * es,
-                first < next_c ? (int)(next_c - first < per_tile ? next_c - first : per_tile) : 0};
+            size_t from = j * share < next_bytes ? j * share : next_bytes;
+            size_t to = from + share < next_bytes ? from + share : next_bytes;
+            pf_spec pf = pf_plan(wn + c * K * es + from, wn + c * K * es + to, K / step);
             tiles[kind][r - 1][c - 1](xc + m * ldx * xes, ldx, wn, K, y + m * ldy + n, ldy, bn, pf);
         }
     }

@@ -17,16 +17,10 @@
  */
 #include "tensor/kernels.h"
 
+#include "tensor/avx512_util.h"
+
 #include <immintrin.h>
 #include <math.h>
-
-static inline float hsum16(__m512 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    b = _mm_add_ss(b, _mm_movehdup_ps(b));
-    return _mm_cvtss_f32(b);
-}
 
 static inline __mmask16 tail_mask(size_t n) {
     return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1);
@@ -292,69 +286,187 @@ static void v_add(float *y, const float *x, size_t n) {
 }
 
 /* ---- attention: online softmax over chunks of 16 keys ----
- * Per (query row, head): chunks start at the row's first visible key lo and
- * advance by 16, so the chunking (and with it every rounding) depends only on
- * the row's position and the window — never on the other rows, sequences or
- * threads. Per chunk: 16 scores (one dot product each, lanes over head_dim),
- * new max, rescale of the running sum and output by exp(m_old - m_new), then
- * output += p_j v_j in key order. */
+ * Keys are taken in chunks aligned to absolute positions [16c, 16c + 16). Per
+ * (query row, head) and chunk that holds visible keys: 16 scores (dot
+ * products with lanes over head_dim, reduced by hsum16's tree), the new
+ * running max, a rescale of the running sum and output by exp(m_old - m_new),
+ * then output += p_j v_j over the visible keys in key order. All of this
+ * depends only on the query, its position and the window — never on the
+ * other rows, sequences or threads.
+ *
+ * Up to AQ queries that share a kv head (rows of a block and the heads of a
+ * GQA group) walk the chunks together, so each chunk of K and V (16 rows) is
+ * fetched from L2 once and then read from L1 by every query: without this,
+ * attention is bound by re-streaming the KV cache once per query row. */
 
-#define ATTN_MAX_VEC 16 /* head_dim <= 256 in registers/stack; larger uses the reference */
+#define ATTN_MAX_VEC 16 /* head_dim <= 256; larger uses the reference */
+#define AQ 8
 
-static void attn_row(const float *q, const tp_attn_seq *s, const tp_attn_params *p, size_t koff,
-                     int lo, int hi, float *o) {
+typedef struct attn_q {
+    const float *q;
+    float *o;
+    int lo, hi;
+} attn_q;
+
+/* at[v] = at[v] * alpha + sum_{jj = a0..a1} pj[jj] vr[jj][v], keys in order;
+ * NB vectors of the row at a time so that NB independent FMA chains hide
+ * the FMA latency (each element's chain is unchanged). */
+static inline __attribute__((always_inline)) void
+accum_block(const int NB, float *at, int v0, int nv, __mmask16 last, __m512 alpha, const float *pj,
+            const float *const *vr, int a0, int a1) {
+    __m512 A[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < NB; u++)
+        A[u] = _mm512_mul_ps(_mm512_load_ps(at + (v0 + u) * 16), alpha);
+    for (int jj = a0; jj <= a1; jj++) {
+        __m512 w = _mm512_set1_ps(pj[jj]);
+#pragma GCC unroll 8
+        for (int u = 0; u < NB; u++)
+            A[u] = _mm512_fmadd_ps(
+                w, _mm512_maskz_loadu_ps(v0 + u == nv - 1 ? last : 0xffff, vr[jj] + (v0 + u) * 16),
+                A[u]);
+    }
+#pragma GCC unroll 8
+    for (int u = 0; u < NB; u++)
+        _mm512_store_ps(at + (v0 + u) * 16, A[u]);
+}
+
+static void attn_accum_v(float *at, int nv, __mmask16 last, __m512 alpha, const float *pj,
+                         const float *const *vr, int a0, int a1) {
+    int v0 = 0;
+    for (; v0 + 8 <= nv; v0 += 8)
+        accum_block(8, at, v0, nv, last, alpha, pj, vr, a0, a1);
+    switch (nv - v0) {
+    case 7:
+        accum_block(7, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 6:
+        accum_block(6, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 5:
+        accum_block(5, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 4:
+        accum_block(4, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 3:
+        accum_block(3, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 2:
+        accum_block(2, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    case 1:
+        accum_block(1, at, v0, nv, last, alpha, pj, vr, a0, a1);
+        break;
+    default:
+        break;
+    }
+}
+
+static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t koff, const attn_q *qs,
+                       int nq) {
+    static const float zeros[ATTN_MAX_VEC * 16];
     int d = p->head_dim;
     int nv = (d + 15) / 16;
     __mmask16 last = tail_mask((size_t)(d - (nv - 1) * 16));
-    __m512 qv[ATTN_MAX_VEC], acc[ATTN_MAX_VEC];
-    for (int v = 0; v < nv; v++) {
-        qv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, q + v * 16);
-        acc[v] = _mm512_setzero_ps();
-    }
-    float m = -INFINITY, l = 0.0f;
-    const __m512 vscale = _mm512_set1_ps(p->scale);
-    for (int j0 = lo; j0 <= hi; j0 += 16) {
-        int cnt = hi - j0 + 1 < 16 ? hi - j0 + 1 : 16;
-        float sc[16];
-        for (int jj = 0; jj < cnt; jj++) {
-            const float *k = tp_attn_kv_row(s->k_blocks, s->block_size, s->kv_ld, j0 + jj) + koff;
-            __m512 a = _mm512_setzero_ps();
-            for (int v = 0; v < nv; v++)
-                a = _mm512_fmadd_ps(
-                    qv[v], _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, k + v * 16), a);
-            sc[jj] = hsum16(a);
-        }
-        __mmask16 cm = tail_mask((size_t)cnt);
-        __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(cm, sc), vscale);
-        if (p->softcap > 0.0f) {
-            __m512 cap = _mm512_set1_ps(p->softcap);
-            sv = _mm512_mul_ps(cap, tanh512(_mm512_div_ps(sv, cap)));
-        }
-        sv = _mm512_mask_blend_ps(cm, _mm512_set1_ps(-INFINITY), sv);
-        float cmax = _mm512_reduce_max_ps(sv);
-        float m_new = cmax > m ? cmax : m;
-        __m512 vm = _mm512_set1_ps(m_new);
-        __m512 pv = exp512(_mm512_sub_ps(sv, vm));
-        pv = _mm512_maskz_mov_ps(cm, pv);
-        __m512 alpha = exp512(_mm512_set1_ps(m - m_new));
-        l = l * _mm512_cvtss_f32(alpha) + hsum16(pv);
+    float acc[AQ][ATTN_MAX_VEC * 16] __attribute__((aligned(64)));
+    float m[AQ], l[AQ];
+    int jlo = INT32_MAX, jhi = -1;
+    for (int t = 0; t < nq; t++) {
+        m[t] = -INFINITY;
+        l[t] = 0.0f;
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm512_mul_ps(acc[v], alpha);
-        float pj[16];
-        _mm512_storeu_ps(pj, pv);
-        for (int jj = 0; jj < cnt; jj++) {
-            const float *vr = tp_attn_kv_row(s->v_blocks, s->block_size, s->kv_ld, j0 + jj) + koff;
-            __m512 w = _mm512_set1_ps(pj[jj]);
-            for (int v = 0; v < nv; v++)
-                acc[v] = _mm512_fmadd_ps(
-                    w, _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, vr + v * 16), acc[v]);
+            _mm512_store_ps(acc[t] + v * 16, _mm512_setzero_ps());
+        if (qs[t].hi >= qs[t].lo) {
+            jlo = qs[t].lo < jlo ? qs[t].lo : jlo;
+            jhi = qs[t].hi > jhi ? qs[t].hi : jhi;
         }
-        m = m_new;
     }
-    __m512 vl = _mm512_set1_ps(l);
-    for (int v = 0; v < nv; v++) {
-        __m512 r = hi < lo ? _mm512_setzero_ps() : _mm512_div_ps(acc[v], vl);
-        _mm512_mask_storeu_ps(o + v * 16, v == nv - 1 ? last : 0xffff, r);
+    const __m512 vscale = _mm512_set1_ps(p->scale);
+    const float *kr[16], *vr[16];
+    for (int c0 = jhi >= 0 ? jlo - jlo % 16 : 0; c0 <= jhi; c0 += 16) {
+        /* row pointers of the chunk's keys that some query sees (one division) */
+        int b = c0 / s->block_size, off = c0 % s->block_size;
+        for (int jj = 0; jj < 16; jj++) {
+            int j = c0 + jj;
+            bool vis = false;
+            for (int t = 0; t < nq && !vis; t++)
+                vis = j >= qs[t].lo && j <= qs[t].hi;
+            if (vis) {
+                size_t at = (size_t)off * s->kv_ld + koff;
+                kr[jj] = s->k_blocks[b] + at;
+                vr[jj] = s->v_blocks[b] + at;
+            } else {
+                kr[jj] = vr[jj] = zeros;
+            }
+            if (++off == s->block_size) {
+                off = 0;
+                b++;
+            }
+        }
+        for (int t = 0; t < nq; t++) {
+            int a0 = qs[t].lo > c0 ? qs[t].lo - c0 : 0;
+            int a1 = qs[t].hi < c0 + 15 ? qs[t].hi - c0 : 15;
+            if (a0 > a1)
+                continue; /* nothing visible in this chunk */
+            __mmask16 cm = (__mmask16)(((1u << (a1 + 1)) - 1) & ~((1u << a0) - 1));
+            __m512 qv[ATTN_MAX_VEC];
+            for (int v = 0; v < nv; v++)
+                qv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, qs[t].q + v * 16);
+            /* scores, four keys at a time */
+            __m512 sv = _mm512_setzero_ps();
+            for (int g = a0 / 4; g <= a1 / 4; g++) {
+                __m512 d0 = _mm512_setzero_ps(), d1 = d0, d2 = d0, d3 = d0;
+                const float *k0 = kr[4 * g], *k1 = kr[4 * g + 1], *k2 = kr[4 * g + 2],
+                            *k3 = kr[4 * g + 3];
+                for (int v = 0; v < nv; v++) {
+                    __mmask16 vm = v == nv - 1 ? last : 0xffff;
+                    d0 = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(vm, k0 + v * 16), d0);
+                    d1 = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(vm, k1 + v * 16), d1);
+                    d2 = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(vm, k2 + v * 16), d2);
+                    d3 = _mm512_fmadd_ps(qv[v], _mm512_maskz_loadu_ps(vm, k3 + v * 16), d3);
+                }
+                __m128 part = hsum16x4(d0, d1, d2, d3);
+                switch (g) {
+                case 0:
+                    sv = _mm512_insertf32x4(sv, part, 0);
+                    break;
+                case 1:
+                    sv = _mm512_insertf32x4(sv, part, 1);
+                    break;
+                case 2:
+                    sv = _mm512_insertf32x4(sv, part, 2);
+                    break;
+                default:
+                    sv = _mm512_insertf32x4(sv, part, 3);
+                    break;
+                }
+            }
+            sv = _mm512_mul_ps(sv, vscale);
+            if (p->softcap > 0.0f) {
+                __m512 cap = _mm512_set1_ps(p->softcap);
+                sv = _mm512_mul_ps(cap, tanh512(_mm512_div_ps(sv, cap)));
+            }
+            sv = _mm512_mask_blend_ps(cm, _mm512_set1_ps(-INFINITY), sv);
+            float cmax = _mm512_reduce_max_ps(sv);
+            float m_new = cmax > m[t] ? cmax : m[t];
+            __m512 pv = _mm512_maskz_mov_ps(cm, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m_new))));
+            __m512 alpha = exp512(_mm512_set1_ps(m[t] - m_new));
+            l[t] = l[t] * _mm512_cvtss_f32(alpha) + hsum16(pv);
+            m[t] = m_new;
+            float pj[16];
+            _mm512_storeu_ps(pj, pv);
+            attn_accum_v(acc[t], nv, last, alpha, pj, vr, a0, a1);
+        }
+    }
+    for (int t = 0; t < nq; t++) {
+        __m512 vl = _mm512_set1_ps(l[t]);
+        bool none = qs[t].hi < qs[t].lo;
+        for (int v = 0; v < nv; v++) {
+            __m512 r =
+                none ? _mm512_setzero_ps() : _mm512_div_ps(_mm512_load_ps(acc[t] + v * 16), vl);
+            _mm512_mask_storeu_ps(qs[t].o + v * 16, v == nv - 1 ? last : 0xffff, r);
+        }
     }
 }
 
@@ -367,14 +479,28 @@ static void v_attention(const tp_attn_job *job) {
         return;
     }
     int group = p->n_heads / p->n_kv_heads;
+    /* queries (row, head) in row-major order, AQ at a time per kv head */
+    attn_q qs[AQ];
+    int nq = 0;
+    int kvh = -1;
     for (int i = job->r0; i < job->r1; i++) {
         int lo, hi;
         tp_attn_range(p, s->kv_len, s->q_pos0 + i, &lo, &hi);
-        for (int h = job->h0; h < job->h1; h++)
-            attn_row(s->q + (size_t)i * s->q_ld + (size_t)h * (size_t)d, s, p,
-                     (size_t)(h / group) * (size_t)d, lo, hi,
-                     s->out + (size_t)i * s->out_ld + (size_t)h * (size_t)d);
+        for (int h = job->h0; h < job->h1; h++) {
+            if (nq == AQ || (nq > 0 && h / group != kvh)) {
+                attn_group(s, p, (size_t)kvh * (size_t)d, qs, nq);
+                nq = 0;
+            }
+            kvh = h / group;
+            qs[nq].q = s->q + (size_t)i * s->q_ld + (size_t)h * (size_t)d;
+            qs[nq].o = s->out + (size_t)i * s->out_ld + (size_t)h * (size_t)d;
+            qs[nq].lo = lo;
+            qs[nq].hi = hi;
+            nq++;
+        }
     }
+    if (nq > 0)
+        attn_group(s, p, (size_t)kvh * (size_t)d, qs, nq);
 }
 
 const tp_kernel_table tp_kernels_avx512 = {
