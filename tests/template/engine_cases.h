@@ -1,4 +1,4 @@
-/* generated from tests/template/engine_cases.txt; expectations are Python Jinja2 3.1.6 */
+/* generated from tests/template/engine_cases.txt by gen_engine_cases.py; expectations are Python Jinja2 3.1.6 */
 static const engine_case CASES[] = {
     {"{{ 1 + 2 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 2 ** 10 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 2 ** -1 }}|{{ 1.5 * 2 }}|{{ 7.5 // 2 }}|{{ -7.5 % 2 }}",
      "{}",

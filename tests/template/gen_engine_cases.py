@@ -52,8 +52,8 @@ def cstr(s):
         elif ch=='?': o+='\\?'
         else: o+=ch
     return o+'"'
-print('/* generated from tests/template/engine_cases.txt; expectations are Python Jinja2 3.1.6 */')
-print('static const engine_case CASES[] = {')
+print('/* generated from tests/template/%s by gen_engine_cases.py; expectations are Python Jinja2 3.1.6 */' % sys.argv[1].split('/')[-1])
+print('static const engine_case %s[] = {' % (sys.argv[2] if len(sys.argv) > 2 else 'CASES'))
 for tpl, v, r, e in out:
     print('    {%s,\n     %s,\n     %s},' % (cstr(tpl), cstr(v or '{}'), cstr(r) if r is not None else 'NULL'))
     if e: print('    /* python: %s */' % e.replace('*/','* /'))

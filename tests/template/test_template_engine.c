@@ -22,6 +22,7 @@ typedef struct {
     const char *expected;
 } engine_case;
 
+#include "common_cases.h"
 #include "engine_cases.h"
 
 static int64_t frozen_now(void) {
@@ -54,25 +55,25 @@ static tp_status render(const char *tpl, const char *vars, char **out, tp_error 
     return st;
 }
 
-static void test_cases(void) {
-    int n = (int)(sizeof CASES / sizeof *CASES), ok = 0;
+static void run_cases(const engine_case *cases, int n, const char *what) {
+    int ok = 0;
     for (int i = 0; i < n; i++) {
         char *out = NULL;
         tp_error err;
         tp_error_clear(&err);
-        tp_status st = render(CASES[i].tpl, CASES[i].vars, &out, &err);
+        tp_status st = render(cases[i].tpl, cases[i].vars, &out, &err);
         bool pass;
-        if (CASES[i].expected) {
-            pass = st == TP_OK && strcmp(out, CASES[i].expected) == 0;
+        if (cases[i].expected) {
+            pass = st == TP_OK && strcmp(out, cases[i].expected) == 0;
             if (!pass)
                 fprintf(stderr, "case %d: %s\n  template: %s\n  got:      %s\n  expected: %s\n", i,
-                        st ? err.message : "wrong output", CASES[i].tpl, out ? out : "(none)",
-                        CASES[i].expected);
+                        st ? err.message : "wrong output", cases[i].tpl, out ? out : "(none)",
+                        cases[i].expected);
         } else {
             pass = st == TP_ERR_TEMPLATE && strstr(err.message, "line ") != NULL;
             if (!pass)
                 fprintf(stderr, "case %d: expected a template error, got %s (%s)\n  template: %s\n",
-                        i, tp_status_name(st), out ? out : err.message, CASES[i].tpl);
+                        i, tp_status_name(st), out ? out : err.message, cases[i].tpl);
             else if (getenv("TPL_SHOW_ERRORS"))
                 fprintf(stderr, "case %d: %s\n", i, err.message);
         }
@@ -80,7 +81,13 @@ static void test_cases(void) {
         ok += pass;
         free(out);
     }
-    printf("engine cases: %d/%d\n", ok, n);
+    printf("%s: %d/%d\n", what, ok, n);
+}
+
+static void test_cases(void) {
+    run_cases(CASES, (int)(sizeof CASES / sizeof *CASES), "engine cases");
+    run_cases(COMMON_CASES, (int)(sizeof COMMON_CASES / sizeof *COMMON_CASES),
+              "common-template cases");
 }
 
 /* an error whose message must contain `needle` */
