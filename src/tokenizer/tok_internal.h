@@ -16,6 +16,9 @@
 #include "tokenizer/tokenizer.h"
 
 #define TOK_NONE UINT32_MAX
+/* Largest id accepted (real vocabularies are < 2^19): a corrupt file cannot make
+ * the per-id tables huge. */
+#define TOK_MAX_IDS (1 << 24)
 
 /* ---- string -> id hash (open addressing over a string pool) ---- */
 typedef struct tok_strslot {

@@ -1022,7 +1022,7 @@ static tp_status parse_vocab(loader *L, tp_error *err) {
                              L->file, n);
                 goto done;
             }
-            if (id < 0 || id >= (1 << 30)) {
+            if (id < 0 || id >= TOK_MAX_IDS) {
                 st = tp_fail(err, TP_ERR_FORMAT, "%s: model.vocab: entry %zu: id %lld out of range",
                              L->file, n, (long long)id);
                 goto done;
@@ -1406,7 +1406,7 @@ static tp_status build(loader *L, tp_error *err) {
         cJSON_ArrayForEach(it, added) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
             const char *content = jstr(it, "content");
-            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= (1 << 30) ||
+            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= TOK_MAX_IDS ||
                 !content)
                 return tp_fail(err, TP_ERR_FORMAT,
                                "%s: added_tokens[%zu]: expected {\"id\", \"content\", ...}", file,

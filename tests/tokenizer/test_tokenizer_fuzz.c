@@ -9,7 +9,8 @@
  *     for Qwen3 decode(encode(s)) == NFC(s) (NFC by utf8proc directly);
  *   - random ids: decode succeeds with valid UTF-8, and streaming them gives
  *     whole UTF-8 chunks whose concatenation is the full decode;
- *   - a long single-"word" Gemma 3 input (when ../shared is present) encodes.
+ *   - a long single-"word" Gemma 3 input (when ../shared is present) encodes;
+ *   - corrupted copies of ModernBERT's tokenizer.json load or fail cleanly.
  * Fixed seeds: failures reproduce. Kept to a few seconds.
  */
 #include "test_util.h"
@@ -17,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 static uint64_t rng = 0x1234567887654321ull;
@@ -176,10 +178,74 @@ static void fuzz(const char *dir, bool roundtrip, int iters) {
     tp_tok_free(tok);
 }
 
+/* Corrupted tokenizer.json files (truncated, bytes changed): the load either
+ * succeeds or fails with a message naming the file; it never crashes. */
+static void fuzz_load(const char *dir, int iters) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    char *data = NULL;
+    size_t len = 0;
+    tp_error err;
+    if (tp_read_file(path, &data, &len, &err)) {
+        CHECK_MSG(0, "%s", err.message);
+        return;
+    }
+    char tmp[] = "/tmp/tp_tok_fuzz_XXXXXX";
+    if (!mkdtemp(tmp)) {
+        free(data);
+        CHECK(0);
+        return;
+    }
+    char out[256];
+    snprintf(out, sizeof out, "%s/tokenizer.json", tmp);
+    for (int it = 0; it < iters; it++) {
+        size_t n = len;
+        char saved[8];
+        size_t at = 0, k = 1 + rnd() % 8;
+        if (it % 2 == 0) {
+            n = rnd() % len; /* truncated */
+        } else {
+            /* change a few bytes near the start or the end (the small components) */
+            at = rnd() % 2 ? rnd() % 4096 : len - 1 - rnd() % 4096;
+            if (at + k > len)
+                k = len - at;
+            memcpy(saved, data + at, k);
+            for (size_t i = 0; i < k; i++)
+                data[at + i] = "{}[]\",:0 a\\"[rnd() % 12];
+        }
+        FILE *f = fopen(out, "wb");
+        if (f) {
+            fwrite(data, 1, n, f);
+            fclose(f);
+        }
+        if (it % 2 == 1)
+            memcpy(data + at, saved, k);
+        tp_tokenizer *tok = NULL;
+        tp_status st = tp_tok_load(tmp, &tok, &err);
+        CHECK_MSG(st == TP_OK || (tok == NULL && strstr(err.message, "tokenizer.json") != NULL),
+                  "iter %d: %s: %s", it, tp_status_name(st), err.message);
+        if (tok) { /* whatever loaded must still encode and decode */
+            tp_encoding e;
+            if (tp_tok_encode(tok, NULL, "Hello [MASK] world", (size_t)-1, NULL, 0, NULL, &e,
+                              &err) == TP_OK) {
+                char *s = NULL;
+                tp_tok_decode(tok, e.ids, e.n, NULL, &s, NULL, &err);
+                free(s);
+            }
+            tp_encoding_free(&e);
+        }
+        tp_tok_free(tok);
+    }
+    unlink(out);
+    rmdir(tmp);
+    free(data);
+}
+
 int main(void) {
     int iters = getenv("TPIPE_FUZZ_ITERS") ? atoi(getenv("TPIPE_FUZZ_ITERS")) : 300;
     fuzz(tp_test_data("tokenizers/qwen3"), true, iters);
     fuzz(tp_test_data("tokenizers/modernbert"), false, iters);
+    fuzz_load(tp_test_data("tokenizers/modernbert"), iters / 10 + 2);
     const char *g = tp_test_shared("tokenizers/gemma3");
     if (!g) {
         printf("SKIP: ../shared/tokenizers/gemma3 absent: Gemma 3 part not run\n");
