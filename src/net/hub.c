@@ -623,9 +623,11 @@ static tp_status head_file(hub *h, const char *file, meta *m, char **get_url) {
         curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
         m->status = code;
         if (code >= 300 && code < 400) {
-            /* An LFS file answers with a redirect to its storage that carries the
-             * metadata: that is the final answer of the HEAD. */
-            if (m->linked_etag[0] || (m->commit[0] && m->etag[0])) {
+            /* A relative redirect is the hub itself (a renamed repo): follow it,
+             * as huggingface_hub does. A redirect elsewhere is an LFS file's
+             * storage, and this answer carries its metadata: the HEAD is done. */
+            bool relative = m->location[0] && !strstr(m->location, "://");
+            if (!relative && (m->linked_etag[0] || (m->commit[0] && m->etag[0]))) {
                 *get_url = url;
                 return TP_OK;
             }

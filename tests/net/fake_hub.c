@@ -226,7 +226,9 @@ static void handle(fake_hub *h, int fd) {
 
     if (h->renamed_from[0] && !strcmp(repo, h->renamed_from)) {
         char loc[4400];
-        snprintf(loc, sizeof loc, "Location: /%s/resolve/%s/%s\r\n", h->renamed_to, rev, file);
+        /* the hub's answer for a renamed repo: relative, and it may carry a commit */
+        snprintf(loc, sizeof loc, "Location: /%s/resolve/%s/%s\r\nX-Repo-Commit: %s\r\n",
+                 h->renamed_to, rev, file, h->commit);
         reply(fd, 307, "Temporary Redirect", loc, NULL);
         return;
     }
@@ -273,8 +275,9 @@ static void handle(fake_hub *h, int fd) {
     if (f->lfs) {
         snprintf(extra, sizeof extra,
                  "X-Repo-Commit: %s\r\nX-Linked-Etag: \"%s\"\r\nX-Linked-Size: %zu\r\n"
-                 "ETag: \"%s\"\r\nLocation: /cdn/%zu/%s\r\n",
-                 h->commit, f->sha256, f->size, f->sha256, (size_t)(f - h->files), f->sha256);
+                 "ETag: \"%s\"\r\nLocation: http://127.0.0.1:%d/cdn/%zu/%s\r\n",
+                 h->commit, f->sha256, f->size, f->sha256, h->port, (size_t)(f - h->files),
+                 f->sha256);
         reply(fd, 302, "Found", extra, NULL);
         return;
     }

@@ -48,7 +48,9 @@ char *cli_resolve_model(const char *cmd, const cli_common *common, unsigned file
     tp_status s = tp_model_resolve(common->model, &rp, &path, &err);
     cli_progress_finish(&st.bar);
     if (s != TP_OK) {
-        cli_fatal(cmd, "model %s: %s", common->model, err.message);
+        /* say both readings, in case a local folder name was mistyped */
+        cli_fatal(cmd, "model %s: no such folder, and as a Hugging Face id: %s", common->model,
+                  err.message);
         return NULL;
     }
     return path;

@@ -173,6 +173,9 @@ static int run_items(runner *R, const cli_item *items, size_t n) {
             R->failed++;
     }
     R->done += n;
+    /* results of a chunk leave at once (a consumer downstream sees them now) */
+    if (fflush(R->out) != 0)
+        return cli_fatal(R->cmd, "writing the output: %s", strerror(errno));
     return 0;
 }
 
@@ -191,6 +194,9 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
     size_t chunk_items = common->chunk_items      ? common->chunk_items
                          : common->batch_size > 0 ? (size_t)common->batch_size
                                                   : CLI_DEFAULT_CHUNK;
+    /* someone typing lines gets each answer at once */
+    if (!common->texts.n && (!common->input || !strcmp(common->input, "-")) && isatty(STDIN_FILENO))
+        chunk_items = 1;
     R.cap = chunk_items;
     R.bufs = calloc(chunk_items, sizeof *R.bufs);
     R.ok = calloc(chunk_items, sizeof *R.ok);
