@@ -114,7 +114,9 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
     c.m = m;
     c.n = (size_t)l->n_out;
     c.mb = m < GEMM_MB ? m : GEMM_MB;
-    c.nb = GEMM_NB;
+    /* decode-shaped calls stream W once: longer column blocks mean fewer cold
+     * starts of the weight prefetch (each task begins on a fresh stream) */
+    c.nb = m <= 4 ? 4 * GEMM_NB : GEMM_NB;
     c.n_mblocks = (m + c.mb - 1) / c.mb;
     size_t n_nblocks = (c.n + c.nb - 1) / c.nb;
     size_t tasks = c.n_mblocks * n_nblocks;

@@ -329,8 +329,20 @@ static void attn_row(const float *q, const tp_attn_seq *s, const tp_attn_params 
     for (int j0 = lo; j0 <= hi; j0 += 8) {
         int cnt = hi - j0 + 1 < 8 ? hi - j0 + 1 : 8;
         float sc[8] = {0};
+        /* row pointers of the chunk (one division per chunk) */
+        const float *kr[8], *vr[8];
+        int b = j0 / s->block_size, off = j0 % s->block_size;
         for (int jj = 0; jj < cnt; jj++) {
-            const float *k = tp_attn_kv_row(s->k_blocks, s->block_size, s->kv_ld, j0 + jj) + koff;
+            size_t at = (size_t)off * s->kv_ld + koff;
+            kr[jj] = s->k_blocks[b] + at;
+            vr[jj] = s->v_blocks[b] + at;
+            if (++off == s->block_size) {
+                off = 0;
+                b++;
+            }
+        }
+        for (int jj = 0; jj < cnt; jj++) {
+            const float *k = kr[jj];
             __m256 a = _mm256_setzero_ps();
             for (int v = 0; v < nv; v++)
                 a = _mm256_fmadd_ps(qv[v], mload(v == nv - 1 ? last : full, k + v * 8), a);
@@ -354,10 +366,10 @@ static void attn_row(const float *q, const tp_attn_seq *s, const tp_attn_params 
         float pj[8];
         _mm256_storeu_ps(pj, pv);
         for (int jj = 0; jj < cnt; jj++) {
-            const float *vr = tp_attn_kv_row(s->v_blocks, s->block_size, s->kv_ld, j0 + jj) + koff;
             __m256 w = _mm256_set1_ps(pj[jj]);
             for (int v = 0; v < nv; v++)
-                acc[v] = _mm256_fmadd_ps(w, mload(v == nv - 1 ? last : full, vr + v * 8), acc[v]);
+                acc[v] =
+                    _mm256_fmadd_ps(w, mload(v == nv - 1 ? last : full, vr[jj] + v * 8), acc[v]);
         }
         m = m_new;
     }
