@@ -322,6 +322,17 @@ done:
     return TP_OK;
 }
 
+/* Whether a tokenizer_config.json text has a non-null chat_template. */
+static bool config_has_template(const char *cfg) {
+    if (!cfg)
+        return false;
+    cJSON *j = cJSON_Parse(cfg);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+    bool has = t && !cJSON_IsNull(t);
+    cJSON_Delete(j);
+    return has;
+}
+
 tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **out, tp_error *err) {
     if (out)
         *out = NULL;
@@ -342,9 +353,35 @@ tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **ou
         goto done;
     if (tp_file_exists(jinja_path) && (st = tp_read_file(jinja_path, &jinja, &len, err)))
         goto done;
+    if (!jinja && !config_has_template(cfg)) {
+        /* processor repositories keep it in chat_template.json: {"chat_template": "..."} */
+        char *json_path = tp_path_join(model_dir, "chat_template.json");
+        char *text = NULL;
+        if (!json_path) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+            goto done;
+        }
+        if (tp_file_exists(json_path) &&
+            (st = tp_read_file(json_path, &text, &len, err)) == TP_OK) {
+            cJSON *j = cJSON_Parse(text);
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+            if (cJSON_IsString(t))
+                jinja = tp_strdup(t->valuestring);
+            else
+                st = tp_fail(err, TP_ERR_FORMAT, "%s: no string \"chat_template\"", json_path);
+            cJSON_Delete(j);
+            free(text);
+            if (!st && !jinja)
+                st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        free(json_path);
+        if (st)
+            goto done;
+    }
     if (!cfg && !jinja) {
         st = tp_fail(err, TP_ERR_NOT_FOUND,
-                     "%s: no chat template (neither tokenizer_config.json nor chat_template.jinja)",
+                     "%s: no chat template (no tokenizer_config.json, chat_template.jinja or "
+                     "chat_template.json)",
                      model_dir);
         goto done;
     }

@@ -98,9 +98,9 @@ tp_status tp_template_render(const tp_template *t, const tp_template_vars *const
 typedef struct tp_chat_template tp_chat_template; /* also in tpipe.h */
 
 /* From a model folder: chat_template.jinja when present, else tokenizer_config.json's
- * "chat_template" (a string, or a list of {name, template}: "default" is used). Special
- * tokens come from tokenizer_config.json when present. TP_ERR_NOT_FOUND when the folder has
- * no chat template. */
+ * "chat_template" (a string, or a list of {name, template}: "default" is used), else
+ * chat_template.json's "chat_template". Special tokens come from tokenizer_config.json when
+ * present. TP_ERR_NOT_FOUND when the folder has no chat template. */
 tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **out, tp_error *err);
 /* From memory: config_json is tokenizer_config.json's text (may be NULL), jinja a template
  * overriding the config's (may be NULL; one of the two must give a template). */

@@ -615,7 +615,15 @@ static bool compare(R *r, int line, tv a, tv b, int *res, const char *opname) {
         for (size_t i = 0; i < n; i++) {
             if (tpl_equal(a.u.l->items[i], b.u.l->items[i]))
                 continue;
-            return compare(r, line, a.u.l->items[i], b.u.l->items[i], res, opname);
+            {
+                if (++r->depth > TPL_MAX_DEPTH) {
+                    r->depth--;
+                    return rfail(r, line, "values nested too deeply to compare");
+                }
+                bool ok = compare(r, line, a.u.l->items[i], b.u.l->items[i], res, opname);
+                r->depth--;
+                return ok;
+            }
         }
         *res = a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
         return true;

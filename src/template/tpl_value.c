@@ -212,7 +212,19 @@ static double num_f(tv v) {
     return v.t == TV_BOOL ? (double)v.u.b : v.t == TV_INT ? (double)v.u.i : v.u.f;
 }
 
+/* Recursion on nested containers is bounded: templates can build values nested deeper than
+ * any input (a list wrapped in a list in a loop); past the bound they compare unequal. */
+#define TPL_CMP_DEPTH 1000
+
+static bool equal_rec(tv a, tv b, int depth);
+
 bool tpl_equal(tv a, tv b) {
+    return equal_rec(a, b, 0);
+}
+
+static bool equal_rec(tv a, tv b, int depth) {
+    if (depth > TPL_CMP_DEPTH)
+        return false;
     if (is_num(a) && is_num(b)) {
         if (a.t != TV_FLOAT && b.t != TV_FLOAT) {
             int64_t x = a.t == TV_BOOL ? a.u.b : a.u.i, y = b.t == TV_BOOL ? b.u.b : b.u.i;
@@ -233,7 +245,7 @@ bool tpl_equal(tv a, tv b) {
         if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple)
             return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!tpl_equal(a.u.l->items[i], b.u.l->items[i]))
+            if (!equal_rec(a.u.l->items[i], b.u.l->items[i], depth + 1))
                 return false;
         return true;
     case TV_DICT:
@@ -241,7 +253,7 @@ bool tpl_equal(tv a, tv b) {
             return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             const tv *o = tpl_dict_get(b.u.d, a.u.d->keys[i]);
-            if (!o || !tpl_equal(a.u.d->vals[i], *o))
+            if (!o || !equal_rec(a.u.d->vals[i], *o, depth + 1))
                 return false;
         }
         return true;
@@ -256,13 +268,13 @@ bool tpl_equal(tv a, tv b) {
     }
 }
 
-bool tpl_is_hashable(tv v) {
+static bool hashable_rec(tv v, int depth) {
     switch (v.t) {
     case TV_LIST:
-        if (!v.u.l->tuple)
+        if (!v.u.l->tuple || depth > TPL_CMP_DEPTH)
             return false;
         for (size_t i = 0; i < v.u.l->n; i++)
-            if (!tpl_is_hashable(v.u.l->items[i]))
+            if (!hashable_rec(v.u.l->items[i], depth + 1))
                 return false;
         return true;
     case TV_DICT:
@@ -271,6 +283,10 @@ bool tpl_is_hashable(tv v) {
     default:
         return true;
     }
+}
+
+bool tpl_is_hashable(tv v) {
+    return hashable_rec(v, 0);
 }
 
 const char *tpl_type_name(tv v) {

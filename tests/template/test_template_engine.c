@@ -166,6 +166,17 @@ static void test_errors(void) {
         free(out);
         tp_template_free(t);
     }
+    /* values nested deeper than any input: no stack overflow in ==, <, print, tojson, in */
+    static const char *const deep_ops[] = {"{{ ns.l }}", "{{ ns.l < ns.l }}", "{{ ns.l | tojson }}",
+                                           "{{ ns.l | string }}"};
+    for (size_t i = 0; i < sizeof deep_ops / sizeof *deep_ops; i++) {
+        char src[512];
+        snprintf(src, sizeof src,
+                 "{%% set ns = namespace(l=[]) %%}{%% for i in range(60000) %%}{%% set ns.l = "
+                 "[ns.l] %%}{%% endfor %%}{{ ns.l == ns.l }}{{ ns.l in [ns.l] }}%s",
+                 deep_ops[i]);
+        expect_error(src, NULL, "deep");
+    }
     /* deep nesting is refused at compile time, not by a stack overflow */
     char deep[4000];
     size_t k = 0;
@@ -332,8 +343,23 @@ static void test_chat_templates(void) {
     CHECK_STR(out ? out : "", "JINJA <B>");
     free(out);
     tp_chat_template_free(ct);
-    unlink(p1);
     unlink(p2);
+    /* chat_template.json (processor folders) when the config has no template */
+    char p3[256];
+    snprintf(p3, sizeof p3, "%s/chat_template.json", dir);
+    write_file(p1, "{\"bos_token\": \"<B>\"}");
+    write_file(p3, "{\"chat_template\": \"PROC {{ bos_token }}\"}");
+    CHECK(tp_chat_template_load(dir, &ct, &err) == TP_OK);
+    CHECK(tp_chat_template_render(ct, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}",
+                                  NULL, &out, &err) == TP_OK);
+    CHECK_STR(out ? out : "", "PROC <B>");
+    free(out);
+    tp_chat_template_free(ct);
+    write_file(p3, "{\"template\": 1}");
+    CHECK(tp_chat_template_load(dir, &ct, &err) == TP_ERR_FORMAT &&
+          strstr(err.message, "chat_template.json"));
+    unlink(p3);
+    unlink(p1);
     rmdir(dir);
     CHECK(tp_chat_template_load("/nonexistent/model", &ct, &err) == TP_ERR_NOT_FOUND);
 }
