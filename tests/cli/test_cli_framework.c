@@ -382,6 +382,53 @@ static void test_bounded_memory(void) {
     unlink(outp);
 }
 
+/* Random lines (bytes, JSON-ish fragments) never crash the line rule, and the
+ * JSON writer always produces valid UTF-8 without raw control characters. */
+static void test_fuzz(void) {
+    uint32_t x = 12345;
+    const char *frags[] = {"{", "}", "\"", "\\",   "\\u0000",  "\\ud800",      "text", ":",    ",",
+                           "[", "]", " ",  "\xff", "\xc3\xa9", "\xe2\x80\xa8", "null", "1e999"};
+    size_t bad_utf8 = 0, ctrl = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        char buf[256];
+        size_t n = 0;
+        x = x * 1664525u + 1013904223u;
+        int parts = (int)(x >> 28);
+        for (int k = 0; k < parts; k++) {
+            x = x * 1664525u + 1013904223u;
+            if (x & 1) {
+                const char *f = frags[(x >> 8) % (sizeof frags / sizeof frags[0])];
+                size_t fl = strlen(f);
+                if (n + fl < sizeof buf) {
+                    memcpy(buf + n, f, fl);
+                    n += fl;
+                }
+            } else if (n + 1 < sizeof buf) {
+                buf[n++] = (char)(x >> 16);
+            }
+        }
+        char *line = malloc(n + 1);
+        memcpy(line, buf, n);
+        line[n] = '\0';
+        cli_item it;
+        cli_item_from_line(&it, line, n);
+        tp_buf b = {0};
+        if (it.text)
+            cli_json_str(&b, it.text, it.text_len);
+        else
+            cli_json_cstr(&b, it.bad_input ? it.bad_input : "");
+        if (b.data) {
+            bad_utf8 += tp_utf8_validate(b.data, b.len) != b.len;
+            for (size_t i = 0; i < b.len; i++)
+                ctrl += (unsigned char)b.data[i] < 0x20;
+        }
+        tp_buf_free(&b);
+        cli_item_free(&it);
+    }
+    CHECK_EQ_INT(bad_utf8, 0);
+    CHECK_EQ_INT(ctrl, 0);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_cli_XXXXXX");
     if (!mkdtemp(tmpdir))
@@ -390,6 +437,7 @@ int main(void) {
     test_json_out();
     test_args();
     test_driver();
+    test_fuzz();
     test_bounded_memory();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
