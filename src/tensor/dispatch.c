@@ -60,7 +60,25 @@ tp_status tp_linear_prepare(tp_linear *l, tp_compute compute, tp_error *err) {
                        (long long)l->n_out, (long long)l->n_in);
     if (!l->w)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: weight pointer is NULL");
-    /* The kernels use the weights in place (see docs/kernels.md): nothing to pack. */
+    /* bf16 and f32 compute on bf16 weights, and f32 compute on any weights, use
+     * the weights in place (see docs/kernels.md). The bf16 mode on f32/f16
+     * weights needs them as bf16: one rounded copy, n_out * n_in * 2 bytes. */
+    if (compute != TP_COMPUTE_BF16 || l->dtype == TP_DTYPE_BF16 || l->packed)
+        return TP_OK;
+    size_t n;
+    if (!tp_mul_size((size_t)l->n_out, (size_t)l->n_in, &n))
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: shape overflows");
+    uint16_t *b = tp_aligned_alloc(n, sizeof(uint16_t));
+    if (!b)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY,
+                       "tp_linear_prepare: no memory for the bf16 copy of a (%lld, %lld) weight",
+                       (long long)l->n_out, (long long)l->n_in);
+    for (size_t i = 0; i < n; i++) {
+        float v = l->dtype == TP_DTYPE_F32 ? ((const float *)l->w)[i]
+                                           : tp_f16_to_f32(((const uint16_t *)l->w)[i]);
+        b[i] = tp_f32_to_bf16(v);
+    }
+    l->packed = b;
     return TP_OK;
 }
 
@@ -103,6 +121,16 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
     TP_ASSERT(ldx >= (size_t)l->n_in && ldy >= (size_t)l->n_out);
     gemm_ctx c;
     c.kt = tp_kernels_current();
+    /* bf16 mode on f32/f16 weights runs on the bf16 copy made by
+     * tp_linear_prepare; without one it computes in f32 */
+    tp_linear view;
+    if (compute == TP_COMPUTE_BF16 && l->dtype != TP_DTYPE_BF16 && l->packed) {
+        view = *l;
+        view.w = l->packed;
+        view.dtype = TP_DTYPE_BF16;
+        view.packed = NULL;
+        l = &view;
+    }
     c.a.l = l;
     c.a.x = x;
     c.a.ldx = ldx;

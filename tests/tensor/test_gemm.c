@@ -65,15 +65,28 @@ static void check_case(tp_isa isa, tp_dtype dtype, tp_compute compute, shape s, 
                        tp_pool **pools) {
     size_t M = s.m, K = s.k, N = s.n;
     size_t ldx = K + (K % 3), ldy = N + 1; /* strides wider than the rows */
-    double *wd = malloc(N * K * sizeof(double));
+    double *wd = malloc(N * K * sizeof(double)), *wd0 = malloc(N * K * sizeof(double));
     void *w = make_weights(dtype, N * K, wd);
+    memcpy(wd0, wd, N * K * sizeof(double));
     float *bias = with_bias ? kt_random(N, -0.5f, 0.5f) : NULL;
     float *x = kt_random(M * ldx, -2.0f, 2.0f);
     float *y = kt_alloc(M * ldy), *y2 = kt_alloc(M * ldy);
     tp_linear l = {w, dtype, (int64_t)N, (int64_t)K, bias, NULL};
     tp_error err = {0};
     CHECK(tp_linear_prepare(&l, compute, &err) == TP_OK);
-    bool bf16 = compute == TP_COMPUTE_BF16 && dtype == TP_DTYPE_BF16;
+    /* bf16 mode: x rounded to bf16; f32/f16 weights run on the bf16 copy
+     * tp_linear_prepare made, so the oracle rounds them too */
+    bool bf16 = compute == TP_COMPUTE_BF16;
+    if (bf16 && dtype != TP_DTYPE_BF16) {
+        void *first = l.packed;
+        CHECK(first != NULL);
+        CHECK(tp_linear_prepare(&l, compute, &err) == TP_OK && l.packed == first); /* idempotent */
+    } else {
+        CHECK(l.packed == NULL); /* used in place */
+    }
+    if (bf16 && dtype != TP_DTYPE_BF16)
+        for (size_t i = 0; i < N * K; i++)
+            wd[i] = bf16_round_d((float)wd[i]);
     kt_set_isa(isa);
     tp_matmul(NULL, &l, x, ldx, y, ldy, M, compute);
 
@@ -106,7 +119,7 @@ static void check_case(tp_isa isa, tp_dtype dtype, tp_compute compute, shape s, 
             for (size_t n = 0; n < N; n++) {
                 double mag = 0;
                 for (size_t k = 0; k < K; k++)
-                    mag += fabs((double)x[i * ldx + k] * wd[n * K + k]);
+                    mag += fabs((double)x[i * ldx + k] * wd0[n * K + k]);
                 if (bias)
                     mag += fabs(bias[n]);
                 double e = fabs((double)y[i * ldy + n] - y2[i * ldy + n]) / (mag + 1e-30);
@@ -154,6 +167,7 @@ static void check_case(tp_isa isa, tp_dtype dtype, tp_compute compute, shape s, 
     tp_aligned_free(bias);
     tp_aligned_free(w);
     free(wd);
+    free(wd0);
 }
 
 static void check_prepare_errors(void) {
@@ -187,6 +201,23 @@ static void check_small_exact(tp_isa isa) {
     CHECK_MSG(y[0] == 8.0f && y[1] == 2.0f, "%s: got %g %g", tp_isa_name(isa), y[0], y[1]);
 }
 
+/* f32 weights without a prepared bf16 copy: the bf16 mode multiplies in f32 */
+static void check_unprepared_bf16(tp_isa isa) {
+    size_t M = 5, K = 70, N = 9;
+    float *w = kt_random(N * K, -1, 1), *x = kt_random(M * K, -1, 1);
+    float *y1 = kt_alloc(M * N), *y2 = kt_alloc(M * N);
+    tp_linear l = {w, TP_DTYPE_F32, (int64_t)N, (int64_t)K, NULL, NULL};
+    kt_set_isa(isa);
+    tp_matmul(NULL, &l, x, K, y1, N, M, TP_COMPUTE_F32);
+    tp_matmul(NULL, &l, x, K, y2, N, M, TP_COMPUTE_BF16);
+    CHECK_MSG(kt_same_bits(y1, y2, M * N), "%s: unprepared f32 weights in bf16 mode",
+              tp_isa_name(isa));
+    tp_aligned_free(w);
+    tp_aligned_free(x);
+    tp_aligned_free(y1);
+    tp_aligned_free(y2);
+}
+
 int main(void) {
     tp_isa isas[3];
     int n_isa = kt_isas(isas);
@@ -199,6 +230,7 @@ int main(void) {
     tp_dtype dtypes[3] = {TP_DTYPE_F32, TP_DTYPE_BF16, TP_DTYPE_F16};
     for (int ii = 0; ii < n_isa; ii++) {
         check_small_exact(isas[ii]);
+        check_unprepared_bf16(isas[ii]);
         for (int d = 0; d < 3; d++)
             for (int c = 0; c < 2; c++)
                 for (size_t s = 0; s < n_shapes; s++)
