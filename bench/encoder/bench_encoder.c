@@ -13,6 +13,7 @@
  * tokenization is left out, so the sequence lengths are exact.
  *
  * Usage: bench_encoder [--full] [--threads N] [--model-dir DIR] [--f32-only]
+ *                      [--shape BATCHxLEN]
  *   default run: about 1-3 minutes; --full adds the large shapes.
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
  */
@@ -265,6 +266,7 @@ typedef struct shape {
 
 int main(int argc, char **argv) {
     bool full = false, f32_only = false;
+    shape custom = {0, 0};
     const char *dir = "/tmp/tpipe-bench-modernbert-base";
     n_threads = tp_num_cores();
     for (int i = 1; i < argc; i++) {
@@ -276,9 +278,13 @@ int main(int argc, char **argv) {
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--model-dir") && i + 1 < argc)
             dir = argv[++i];
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%zux%zu", &custom.batch, &custom.len) == 2 &&
+                 custom.batch > 0 && custom.len >= 2)
+            i++;
         else {
             fprintf(stderr, "usage: bench_encoder [--full] [--f32-only] [--threads N] "
-                            "[--model-dir DIR]\n");
+                            "[--model-dir DIR] [--shape BATCHxLEN]\n");
             return 2;
         }
     }
@@ -315,6 +321,10 @@ int main(int argc, char **argv) {
                                   {1, 512},  {8, 512},   {32, 512}, {128, 512}};
     const shape *shapes = full ? kFull : kDefault;
     size_t n_shapes = full ? sizeof kFull / sizeof kFull[0] : sizeof kDefault / sizeof kDefault[0];
+    if (custom.batch) {
+        shapes = &custom;
+        n_shapes = 1;
+    }
 
     for (int prec = 0; prec < 2; prec++) {
         if (prec == 1 && (f32_only || !cpu.avx512_bf16)) {
