@@ -782,8 +782,13 @@ static tp_status download_blob(hub *h, const char *file, const char *url, const 
     while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
     }
     if (path_is_file(blob) && (expected < 0 || file_size(blob) == expected)) {
+        /* another thread or process finished it while we waited; remove our
+         * .incomplete only if the name still is the file we opened */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(tmp, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            unlink(tmp);
         close(fd);
-        unlink(tmp);
         free(tmp);
         return TP_OK;
     }
@@ -917,9 +922,19 @@ static tp_status link_snapshot(hub *h, const char *file, const char *etag) {
         free(link);
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    unlink(link); /* a stale link or file from an earlier run */
-    if (symlink(target.data, link) != 0)
-        s = tp_fail(h->err, TP_ERR_IO, "cannot create link %s: %s", link, strerror(errno));
+    /* made under a unique name and renamed over the final one: atomic, so
+     * concurrent resolvers and a stale link from an earlier run are fine */
+    char *tmp = str_printf("%s.tmp%ld.%lx", link, (long)getpid(), (unsigned long)pthread_self());
+    if (!tmp) {
+        s = tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    } else {
+        unlink(tmp);
+        if (symlink(target.data, tmp) != 0 || rename(tmp, link) != 0) {
+            s = tp_fail(h->err, TP_ERR_IO, "cannot create link %s: %s", link, strerror(errno));
+            unlink(tmp);
+        }
+        free(tmp);
+    }
     tp_buf_free(&target);
     free(link);
     return s;
@@ -933,7 +948,7 @@ static tp_status write_ref(hub *h) {
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_status s = mkdirs(ref, true, h->err);
     if (s == TP_OK) {
-        char *tmp = str_printf("%s.tmp%ld", ref, (long)getpid());
+        char *tmp = str_printf("%s.tmp%ld.%lx", ref, (long)getpid(), (unsigned long)pthread_self());
         FILE *f = tmp ? fopen(tmp, "wb") : NULL;
         if (!f || fputs(h->commit, f) < 0 || fclose(f) != 0 || rename(tmp, ref) != 0)
             s = tp_fail(h->err, TP_ERR_IO, "cannot write %s: %s", ref, strerror(errno));

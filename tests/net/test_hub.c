@@ -553,6 +553,53 @@ static void test_unreachable(void) {
     unsetenv("HF_ENDPOINT");
 }
 
+typedef struct conc_arg {
+    const char *cache;
+    tp_status status;
+    char *path;
+    char message[TP_ERROR_MESSAGE_MAX];
+} conc_arg;
+
+static void *conc_main(void *v) {
+    conc_arg *a = v;
+    tp_resolve_params p = params_for(a->cache);
+    tp_error err;
+    a->status = tp_model_resolve("tiny/sharded", &p, &a->path, &err);
+    snprintf(a->message, sizeof a->message, "%s", err.message);
+    return NULL;
+}
+
+/* Four threads resolve the same model into one empty cache at once: all
+ * succeed with the same folder and intact files (the .incomplete lock, atomic
+ * links and refs). */
+static void test_concurrent(void) {
+    char cache[512];
+    new_cache(cache, sizeof cache);
+    conc_arg a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].cache = cache;
+        pthread_create(&th[i], NULL, conc_main, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        CHECK_MSG(a[i].status == TP_OK, "thread %d: %s", i, a[i].message);
+        if (a[i].status == TP_OK && a[0].path)
+            CHECK_STR(a[i].path, a[0].path);
+    }
+    if (a[0].status == TP_OK) {
+        check_file(a[0].path, hub_file("tiny/sharded", "model-00001-of-00002.safetensors"));
+        check_file(a[0].path, hub_file("tiny/sharded", "model-00002-of-00002.safetensors"));
+        char blobs[700];
+        snprintf(blobs, sizeof blobs, "%s/models--tiny--sharded/blobs", cache);
+        CHECK_EQ_INT(count_dir(blobs, ".incomplete"), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        free(a[i].path);
+}
+
 /* The tiny golden ModernBERT with the real ModernBERT tokenizer, byte for byte. */
 static void test_golden_model(void) {
     const char *g = tp_test_shared("golden/modernbert_mlm");
@@ -635,6 +682,7 @@ int main(void) {
     test_not_found();
     test_sharded_renamed_cancel();
     test_unreachable();
+    test_concurrent();
     test_golden_model();
 
     fh_stop(&hub);
