@@ -20,7 +20,10 @@
 #include "batch/generate.h"
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "io/st_write.h"
 #include "test_util.h"
+
+#include <unistd.h>
 
 typedef struct loaded {
     tp_json_doc cfg;
@@ -261,6 +264,86 @@ static void test_context_limit(const loaded *L, tp_pool *pool) {
     free(p);
 }
 
+/* Gemma3ForConditionalGeneration: the same text weights under
+ * "language_model.model." with the config in "text_config" and a vision tower
+ * beside them must give the same tokens as the Gemma3ForCausalLM original. */
+static void test_conditional_generation(const loaded *L, tp_pool *pool) {
+    char dir[] = "/tmp/tp_gemma3_cg_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    size_t n = tp_st_count(L->st);
+    tp_st_wtensor *wt = calloc(n + 1, sizeof *wt);
+    char **names = calloc(n, sizeof *names);
+    float vision[4] = {1, 2, 3, 4};
+    for (size_t i = 0; i < n; i++) {
+        const tp_st_tensor *t = tp_st_at(L->st, i);
+        names[i] = malloc(strlen(t->name) + 32);
+        sprintf(names[i], "language_model.%s", t->name);
+        wt[i].name = names[i];
+        wt[i].dtype = t->dtype;
+        wt[i].n_dims = t->n_dims;
+        memcpy(wt[i].shape, t->shape, sizeof wt[i].shape);
+        wt[i].data = t->data;
+    }
+    wt[n] = (tp_st_wtensor){.name = "vision_tower.vision_model.post_layernorm.weight",
+                            .dtype = TP_DTYPE_F32,
+                            .n_dims = 1,
+                            .shape = {4},
+                            .data = vision};
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tp_error err;
+    CHECK(tp_st_write(path, wt, n + 1, NULL, NULL, &err) == TP_OK);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *tc = cJSON_Duplicate(L->cfg.root, 1);
+    cJSON_DeleteItemFromObject(tc, "architectures");
+    cJSON_AddItemToObject(
+        root, "architectures",
+        cJSON_CreateStringArray((const char *[]){"Gemma3ForConditionalGeneration"}, 1));
+    cJSON_AddStringToObject(root, "model_type", "gemma3");
+    cJSON_AddItemToObject(root, "text_config", tc);
+    cJSON_AddItemToObject(root, "vision_config", cJSON_CreateObject());
+    char *txt = cJSON_Print(root);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(txt, f);
+    fclose(f);
+    free(txt);
+    cJSON_Delete(root);
+
+    loaded C;
+    memset(&C, 0, sizeof C);
+    CHECK(tp_json_load(path, &C.cfg, &err) == TP_OK);
+    CHECK(tp_st_open(dir, &C.st, &err) == TP_OK);
+    tp_net_load_args a = {.dir = dir, .config = &C.cfg, .st = C.st, .compute = TP_COMPUTE_F32};
+    tp_status st = tp_net_load(&a, &C.net, &err);
+    CHECK_MSG(st == TP_OK, "%s", err.message);
+    if (st == TP_OK) {
+        itemset s;
+        make_items(&s, 3, L->net->vocab_size, true, 5);
+        tp_gen_output o1[3], o2[3];
+        tp_gen_config c = {.pool = pool};
+        CHECK(tp_generate_run(L->net, &c, s.items, 3, NULL, o1, NULL, &err) == TP_OK);
+        CHECK(tp_generate_run(C.net, &c, s.items, 3, NULL, o2, NULL, &err) == TP_OK);
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(same_output(&o1[i], &o2[i]), "conditional-generation layout: item %d", i);
+        free_outs(o1, 3);
+        free_outs(o2, 3);
+    }
+    unload(&C);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(wt);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- sampler ---- */
 
 static void test_sampler(void) {
@@ -403,6 +486,8 @@ int main(void) {
         }
         if (k == 3)
             test_context_limit(&L, pool);
+        if (k == 2)
+            test_conditional_generation(&L, pool);
         unload(&L);
     }
     test_sliding_blocks(pool);

@@ -175,7 +175,7 @@ static int check_all_logits(const tp_net *net, tp_pool *pool, const dc_item *it,
             goto done;
         }
         tp_kv_seq_advance(kv, &seq, p + 1);
-        char what[96];
+        char what[160];
         snprintf(what, sizeof what, "%s position %d (one token per step)", it->name, p);
         if (compare_row(lg, row, V, what, why, why_len))
             goto done;
@@ -350,7 +350,7 @@ int golden_check_decoder(const char *case_dir, const cJSON *golden, char *why, s
             snprintf(why, why_len, "%s: prefill: %s", items[i].name, err.message);
             goto done;
         }
-        char what[96];
+        char what[160];
         snprintf(what, sizeof what, "%s last-token logits", items[i].name);
         if (compare_row(lg + i * V, items[i].last_logits, V, what, why, why_len))
             goto done;
