@@ -220,6 +220,7 @@ typedef enum tpl_kind {
     N_BREAK,
     N_CONTINUE,
     N_FILTERBLOCK, /* a = filter chain applied to a placeholder; b = body */
+    N_WITH,        /* kids = target, value, target, value...; b = body */
 } tpl_kind;
 
 typedef enum tpl_op {

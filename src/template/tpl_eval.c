@@ -711,6 +711,119 @@ static bool repeat(R *r, int line, tv s, int64_t k, tv *out) {
     return true;
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+/* Python's printf-style `str % args` for the common conversions: %s %r %d %i %f %F %e %E
+ * %g %G %x %X %o %c %% with flags, width and precision; %(name)s is not supported. */
+static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
+    const tv *items = &args;
+    size_t n_items = 1, next = 0;
+    if (args.t == TV_LIST && args.u.l->tuple) {
+        items = args.u.l->items;
+        n_items = args.u.l->n;
+    } else if (args.t == TV_DICT) {
+        return rfail(r, line, "'%%(name)s' string formatting is not supported");
+    }
+    tp_buf b = {0};
+    const char *s = fmt.u.s.p;
+    size_t n = fmt.u.s.n;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            tp_buf_append(&b, s + i, 1);
+            continue;
+        }
+        size_t st = i++;
+        while (i < n && strchr("-+ #0", s[i]))
+            i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i < n && s[i] == '.') {
+            i++;
+            while (i < n && s[i] >= '0' && s[i] <= '9')
+                i++;
+        }
+        if (i >= n || i - st > 20) {
+            tp_buf_free(&b);
+            return rfail(r, line, "incomplete or unsupported format in '%%' formatting");
+        }
+        char conv = s[i];
+        if (conv == '%') {
+            tp_buf_append(&b, "%", 1);
+            continue;
+        }
+        if (next >= n_items) {
+            tp_buf_free(&b);
+            return rfail(r, line, "not enough arguments for format string");
+        }
+        tv v = items[next++];
+        char spec[32], buf[512];
+        size_t sl = i - st;
+        memcpy(spec, s + st, sl);
+        if (conv == 's' || conv == 'r') {
+            tp_buf tmp = {0};
+            bool ok = conv == 's' ? (v.t == TV_UNDEF || tpl_str_append(&tmp, v))
+                                  : tpl_repr_append(&tmp, v);
+            if (!ok || tmp.oom) {
+                tp_buf_free(&tmp);
+                tp_buf_free(&b);
+                return rfail(r, line, "value nested too deeply to format");
+            }
+            spec[sl] = 's';
+            spec[sl + 1] = 0;
+            /* width/precision count characters in Python; bytes here (ASCII-exact) */
+            int k = snprintf(NULL, 0, spec, tmp.data ? tmp.data : "");
+            char *o = malloc((size_t)k + 1);
+            if (o) {
+                snprintf(o, (size_t)k + 1, spec, tmp.data ? tmp.data : "");
+                tp_buf_append(&b, o, (size_t)k);
+                free(o);
+            } else {
+                b.oom = true;
+            }
+            tp_buf_free(&tmp);
+        } else if (strchr("dioxXc", conv)) {
+            if (!is_number(v)) {
+                tp_buf_free(&b);
+                return rfail(r, line, "%%%c format: a number is required, not %s value", conv,
+                             type_label(v));
+            }
+            long long x = v.t == TV_FLOAT ? (long long)v.u.f : (long long)as_int(v);
+            if (conv == 'c') {
+                char enc[4];
+                tp_buf_append(&b, enc, (size_t)tp_utf8_encode((uint32_t)x, enc));
+                continue;
+            }
+            spec[sl] = 'l';
+            spec[sl + 1] = 'l';
+            spec[sl + 2] = conv == 'i' ? 'd' : conv;
+            spec[sl + 3] = 0;
+            snprintf(buf, sizeof buf, spec, x);
+            tp_buf_puts(&b, buf);
+        } else if (strchr("fFeEgG", conv)) {
+            if (!is_number(v)) {
+                tp_buf_free(&b);
+                return rfail(r, line, "%%%c format: a number is required, not %s value", conv,
+                             type_label(v));
+            }
+            spec[sl] = conv;
+            spec[sl + 1] = 0;
+            snprintf(buf, sizeof buf, spec, as_f(v));
+            tp_buf_puts(&b, buf);
+        } else {
+            tp_buf_free(&b);
+            return rfail(r, line, "unsupported format character '%c' in '%%' formatting", conv);
+        }
+    }
+    if (next < n_items) {
+        tp_buf_free(&b);
+        return rfail(r, line, "not all arguments converted during string formatting");
+    }
+    *out = buf_to_str(r, &b);
+    return check_mem(r, line);
+}
+
+#pragma GCC diagnostic pop
+
 static const char *OP_SYM[] = {"+", "-",  "*", "/",  "//", "%",      "**",  "~", "==", "!=",
                                "<", "<=", ">", ">=", "in", "not in", "not", "-", "+"};
 
@@ -780,7 +893,7 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
                          "convert it with |string)",
                          type_label(b));
         if (op == OP_MOD && a.t == TV_STR)
-            return rfail(r, line, "printf-style string formatting ('%%') is not supported");
+            return percent_format(r, line, a, b, out);
         return rfail(r, line, "unsupported operand types for '%s': %s and %s", OP_SYM[op],
                      type_label(a), type_label(b));
     }
@@ -3297,6 +3410,20 @@ static int exec(R *r, frame *f, const tpl_node *n) {
         if (!out_value(r, n->line, v))
             return X_ERR;
         return x;
+    }
+    case N_WITH: {
+        size_t np = n->n_kids / 2;
+        tv *vals = np ? tpl_alloc(&r->a, np * sizeof(tv)) : NULL;
+        frame *inner = frame_new(r, f);
+        if ((np && !vals) || !inner || !scope_enter(r, inner, n->b))
+            return check_mem(r, n->line), X_ERR;
+        for (size_t i = 0; i < np; i++) /* all values first, in the outer scope */
+            if (!eval(r, f, n->kids[2 * i + 1], &vals[i]))
+                return X_ERR;
+        for (size_t i = 0; i < np; i++)
+            if (!assign(r, inner, n->kids[2 * i], vals[i]))
+                return X_ERR;
+        return exec(r, inner, n->b);
     }
     case N_MACRO: {
         macro_closure *mc = tpl_alloc(&r->a, sizeof *mc);

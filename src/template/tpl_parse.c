@@ -1484,6 +1484,30 @@ static tpl_node *parse_stmt(P *p) {
             return NULL;
         return body;
     }
+    if (is_name(t, "with")) {
+        adv(p);
+        tpl_node *n = node(p, N_WITH, line);
+        if (!n)
+            return NULL;
+        nlist pairs = {0};
+        while (cur(p)->type != T_BLOCK_END) {
+            if (pairs.n && !expect_op(p, ","))
+                return NULL;
+            tpl_node *target = parse_target(p, false);
+            if (!target || !expect_op(p, "="))
+                return NULL;
+            tpl_node *value = parse_expr(p);
+            if (!value || !nl_push(p, &pairs, target, NULL) || !nl_push(p, &pairs, value, NULL))
+                return NULL;
+        }
+        adv(p);
+        nl_into(n, &pairs);
+        static const char *const ends[] = {"endwith", NULL};
+        int which;
+        if (!parse_body(p, &n->b, ends, &which) || !expect_block_end(p))
+            return NULL;
+        return n;
+    }
     if (is_name(t, "filter")) {
         adv(p);
         /* build a filter chain over a placeholder N_CONST (filled at run time) */
@@ -1607,7 +1631,7 @@ static bool parse_body(P *p, tpl_node **out, const char *const *ends, int *which
                 (is_name(nt, "endif") || is_name(nt, "endfor") || is_name(nt, "elif") ||
                  is_name(nt, "else") || is_name(nt, "endmacro") || is_name(nt, "endset") ||
                  is_name(nt, "endfilter") || is_name(nt, "endgeneration") ||
-                 is_name(nt, "endraw"))) {
+                 is_name(nt, "endwith") || is_name(nt, "endraw"))) {
                 return pfail(p, nt->line, "unexpected '%.*s'%s", (int)nt->n, nt->s,
                              ends ? " here" : " (no block is open)");
             }
@@ -1783,6 +1807,18 @@ static void an_stmt(an_ctx *c, an_scope *s, tpl_node *n, int branch) {
         an_expr(c, s, n->a);
         an_scope_body(c, s, n->b, NULL, NULL, 0, NULL);
         break;
+    case N_WITH: {
+        /* values are evaluated outside; the targets are bound in the body's scope */
+        for (size_t i = 1; i < n->n_kids; i += 2)
+            an_expr(c, s, n->kids[i]);
+        an_scope *sc = an_new(c, s, n->b);
+        if (!sc)
+            break;
+        for (size_t i = 0; i < n->n_kids; i += 2)
+            an_store(c, sc, n->kids[i], 1);
+        an_stmt(c, sc, n->b, 0);
+        break;
+    }
     default:
         break;
     }

@@ -114,7 +114,9 @@ static void expect_output(const char *tpl, const char *vars, const char *expecte
 static void test_errors(void) {
     /* unsupported features name themselves */
     expect_error("{% for x in y recursive %}{% endfor %}", NULL, "recursive");
-    expect_error("{{ '%s' % 1 }}", NULL, "formatting");
+    expect_error("{{ '%(a)s' % {'a': 1} }}", NULL, "formatting");
+    expect_error("{{ '%s %s' % (1,) }}", NULL, "not enough arguments");
+    expect_error("{{ '%d' % 'x' }}", NULL, "number is required");
     expect_error("{% include 'x' %}", NULL, "'include'");
     expect_error("{% do x %}", NULL, "'do'");
     expect_error("{{ x | nosuch }}", NULL, "filter 'nosuch'");
