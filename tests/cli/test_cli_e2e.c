@@ -736,6 +736,54 @@ static void test_generate(bool have_chat_template) {
     result_free(&r);
 }
 
+/* Adds every file of a model folder to the fake hub as repo `repo`. */
+static void serve_folder(fake_hub *hub, const char *repo, const char *dir) {
+    const char *names[] = {"config.json",           "generation_config.json",  "tokenizer.json",
+                           "tokenizer_config.json", "special_tokens_map.json", "model.safetensors"};
+    for (size_t i = 0; i < 6; i++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (access(p, R_OK) == 0)
+            fh_add_file(hub, repo, names[i], p, !strcmp(names[i], "model.safetensors"));
+    }
+}
+
+/* The demo's online path: the four default checkpoint ids served by a fake hub
+ * (the tiny models stand in for them); the demo must download and use them. */
+static void test_demo_online(void) {
+#ifdef TP_SOURCE_DIR
+    static fake_hub hub;
+    memset(&hub, 0, sizeof hub);
+    serve_folder(&hub, "answerdotai/ModernBERT-base", m_mlm);
+    serve_folder(&hub, "clapAI/modernBERT-base-multilingual-sentiment", m_cls);
+    serve_folder(&hub, "MoritzLaurer/ModernBERT-base-zeroshot-v2.0", m_nli);
+    serve_folder(&hub, "Qwen/Qwen3-0.6B", m_qwen);
+    if (fh_start(&hub) != 0) {
+        printf("SKIP: demo online (cannot listen on 127.0.0.1)\n");
+        return;
+    }
+    static char ep[128], cache[400], home[400];
+    snprintf(ep, sizeof ep, "HF_ENDPOINT=http://127.0.0.1:%d", hub.port);
+    snprintf(cache, sizeof cache, "HF_HUB_CACHE=%s/demo_cache", tmp);
+    snprintf(home, sizeof home, "HF_HOME=%s/hf_home", tmp);
+    const char *env[] = {
+        ep, cache, home, "HF_TOKEN=", "HF_HUB_OFFLINE=0", "DEMO_REPEAT=1", "DEMO_OFFLINE=0", NULL};
+    const char *build = getenv("TPIPE_BUILD");
+    run_result r;
+    const char *args[] = {TP_SOURCE_DIR "/scripts/demo.sh", build, NULL};
+    run_bin(&r, "/bin/bash", NULL, env, args);
+    CHECK_EQ_INT(r.rc, 0);
+    CHECK_MSG(strstr(r.out, "== fill-mask: answerdotai/ModernBERT-base") &&
+                  strstr(r.out, "== sentiment: clapAI/modernBERT-base-multilingual-sentiment") &&
+                  strstr(r.out, "== zero-shot: MoritzLaurer/ModernBERT-base-zeroshot-v2.0") &&
+                  strstr(r.out, "== generate: Qwen/Qwen3-0.6B") && strstr(r.out, "demo: done") &&
+                  !strstr(r.out, "not all available") && !strstr(r.out, " failed: "),
+              "demo online output:\n%s\nstderr:\n%s", r.out, r.err);
+    result_free(&r);
+    fh_stop(&hub);
+#endif
+}
+
 /* Runs tpipe with stderr on a pseudo-terminal; returns what it wrote there. */
 static char *run_with_tty_stderr(const char *const *args, int *rc) {
     int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -931,6 +979,7 @@ int main(void) {
         test_generate(qwen_template);
         test_hub_model();
         test_progress();
+        test_demo_online();
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
