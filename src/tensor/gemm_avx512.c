@@ -41,6 +41,7 @@ static inline __m512 load_w_mask(tp_dtype dt, const void *w, size_t k, __mmask16
 
 #define TILE_R 4
 #define TILE_C 6
+#define GEMV_PF_BYTES 12288
 
 /* Software prefetch of the next weight panel while this one is multiplied:
  * `lines` consecutive cache lines from p per k step, in address order (the
@@ -209,8 +210,6 @@ DEF_ROW(1)
 DEF_ROW(2)
 DEF_ROW(3)
 DEF_ROW(4)
-/* GEMV (one row): 8 columns in flight for more independent weight streams */
-DEF_TILES(1, 8)
 
 #define ROW_FNS(P, R)                                                                              \
     { P##_##R##_1, P##_##R##_2, P##_##R##_3, P##_##R##_4, P##_##R##_5, P##_##R##_6 }
@@ -220,7 +219,6 @@ DEF_TILES(1, 8)
 /* [kind][R-1][C-1]; kind 0 f32 weights, 1 bf16, 2 f16, 3 bf16 dot products */
 static const tile_fn tiles[4][TILE_R][TILE_C] = {ALL_FNS(t_f32), ALL_FNS(t_b16), ALL_FNS(t_f16),
                                                  ALL_FNS(t_dp)};
-static const tile_fn gemv8[4] = {t_f32_1_8, t_b16_1_8, t_f16_1_8, t_dp_1_8};
 
 /* bf16 copy of x rows on the stack: at most XB_MAX elements (128 KiB). */
 #define XB_MAX 65536
@@ -254,21 +252,24 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
     const char *w = l->w;
     const char *xc = xs;
     size_t step = kind == 3 ? 32 : 16; /* k per loop iteration */
-    if (m1 - m0 == 1) {
-        /* GEMV: 8 weight rows at a time, prefetching the next 8 */
+    if (m1 - m0 <= TILE_R) {
+        /* GEMV and small batches: two weight rows at a time, each a long sequential stream, with
+         * a software prefetch running GEMV_PF_BYTES ahead of the pair being
+         * read (measured best on this machine among 2/4/8 rows and 4-32 KiB:
+         * docs/kernels.md) */
         const char *x = xc + m0 * ldx * xes;
         float *yr = y + m0 * ldy;
+        const char *end = w + n1 * K * es;
+        size_t r = m1 - m0;
+        size_t cw = r == 1 ? 2 : 4; /* columns per step: more x reuse when r > 1 */
         size_t n = n0;
-        for (; n + 8 <= n1; n += 8) {
-            size_t nn = n + 16 <= n1 ? n + 16 : n1;
-            pf_spec pf = pf_plan(w + (n + 8) * K * es, w + nn * K * es, K / step);
-            gemv8[kind](x, ldx, w + n * K * es, K, yr + n, ldy, l->bias ? l->bias + n : NULL, pf);
-        }
-        for (; n < n1; n += TILE_C) {
-            size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
-            pf_spec none = {NULL, NULL, 0};
-            tiles[kind][0][c - 1](x, ldx, w + n * K * es, K, yr + n, ldy,
-                                  l->bias ? l->bias + n : NULL, none);
+        for (; n < n1; n += cw) {
+            size_t c = n1 - n < cw ? n1 - n : cw;
+            const char *wn = w + n * K * es;
+            const char *from = wn + GEMV_PF_BYTES < end ? wn + GEMV_PF_BYTES : end;
+            const char *to = from + c * K * es < end ? from + c * K * es : end;
+            tiles[kind][r - 1][c - 1](x, ldx, wn, K, yr + n, ldy, l->bias ? l->bias + n : NULL,
+                                      pf_plan(from, to, K / step));
         }
         return;
     }
