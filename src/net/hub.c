@@ -668,7 +668,6 @@ typedef struct sink {
     int write_errno;
     meta m;
     const char *file;
-    tp_sha256 *unused;
 } sink;
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
