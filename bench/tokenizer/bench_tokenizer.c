@@ -4,11 +4,13 @@
  *
  *   bench_tokenizer [--seconds S] [--threads N] [--model qwen3|modernbert|gemma3]
  *
- * Texts: "english" = the ASCII lines of ../shared/tokenizers/corpus.jsonl
- * (read from the golden file's "text" fields) joined into ~2 KB documents;
- * "multilingual" = every corpus line (CJK, Arabic, Indic, emoji, code, ...)
- * joined the same way. Both are repeated to 4 MB, so the per-scratch word cache
- * sees a small vocabulary of words: the "nocache" rows show the uncached BPE.
+ * Texts: "english" = English prose: the Apache-2.0 licence text (in
+ * tests/data/tokenizers/LICENSES) plus, when present, Debian's
+ * /usr/share/common-licenses/GPL-3 (46 KB, ~2,000 distinct words);
+ * "multilingual" = every line of the tokenizer corpus (the golden files' "text":
+ * CJK, Arabic, Indic, emoji, code, long runs, ...). Each is cut into ~2 KB
+ * documents and repeated to 4 MB, so the per-scratch word cache sees a small
+ * vocabulary: the "nocache" rows show the uncached BPE.
  * Each figure is the best of a few runs of a whole batch (add_special_tokens
  * true), single thread (no pool) and all threads (tp_pool).
  * Prints a table and `BENCH tokenizer.<model>.<text>.<threads> <value> tok/s`.
@@ -27,32 +29,38 @@ typedef struct docs {
     size_t bytes;
 } docs;
 
-/* golden.jsonl text fields (cJSON drops the one line with a NUL: fine here) */
-static docs make_docs(const char *golden, bool ascii_only, size_t total) {
+/* english: prose files; multilingual: golden.jsonl text fields (cJSON drops
+ * the one line with a NUL: fine here) */
+static docs make_docs(const char *golden, bool english, size_t total) {
     docs D = {0};
     char *data = NULL;
     size_t len = 0;
     tp_error err;
-    if (tp_read_file(golden, &data, &len, &err))
-        return D;
     tp_buf all = {0};
-    char *save = NULL;
-    for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(l);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
-        if (cJSON_IsString(t) && strlen(t->valuestring) > 0) {
-            bool ok = true;
-            if (ascii_only)
-                for (const char *p = t->valuestring; *p; p++)
-                    ok = ok && (unsigned char)*p < 0x80 && (unsigned char)*p >= 0x20;
-            if (ok && (!ascii_only || strlen(t->valuestring) > 20)) {
-                tp_buf_puts(&all, t->valuestring);
-                tp_buf_puts(&all, ascii_only ? " " : "\n");
-            }
+    if (english) {
+        const char *files[] = {TP_TESTDATA_DIR "/tokenizers/LICENSES/Apache-2.0.txt",
+                               "/usr/share/common-licenses/GPL-3"};
+        for (int f = 0; f < 2; f++) {
+            if (tp_read_file(files[f], &data, &len, &err) == TP_OK)
+                tp_buf_append(&all, data, len);
+            free(data);
+            data = NULL;
         }
-        cJSON_Delete(o);
+    } else {
+        if (tp_read_file(golden, &data, &len, &err))
+            return D;
+        char *save = NULL;
+        for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            cJSON *o = cJSON_Parse(l);
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+            if (cJSON_IsString(t) && strlen(t->valuestring) > 0) {
+                tp_buf_puts(&all, t->valuestring);
+                tp_buf_puts(&all, "\n");
+            }
+            cJSON_Delete(o);
+        }
+        free(data);
     }
-    free(data);
     if (!all.len)
         return D;
     size_t cap = total / 2048 + 2;

@@ -967,7 +967,7 @@ static bool out_push(tp_tok_scratch *S, uint32_t id, uint32_t a, uint32_t b) {
 }
 
 /* Tokenizes word cur[a, b) and appends the tokens to S->out. */
-static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) {
+static tp_status bpe_word_core(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) {
     const tp_tokenizer *tok = S->tok;
     const char *w = S->cur.s + a;
     size_t n = b - a;
@@ -1074,6 +1074,43 @@ static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) 
         S->cache_used++;
     }
     return TP_OK;
+}
+
+/* Word cur[a, b) -> tokens. A SentencePiece-style model sees a whole line as
+ * one word (Gemma 3), which defeats the word cache and makes every pair lookup
+ * a cache miss in the big merge table. When meta_split is on, the word is cut
+ * before each run of "▁" that follows another character. This is exact: a
+ * merge across such a cut would have to join a token ending in that character
+ * to one starting with "▁"; the model has no such merge except the listed
+ * exceptions, and a cut is skipped where one of them could apply (the text
+ * before it ends with A and the text after it starts with B). Merges within
+ * the pieces happen in the same order as in the whole word (the lowest rank,
+ * leftmost, within each piece), so the ids are the same. */
+static tp_status bpe_word(tp_tok_scratch *S, size_t a, size_t b, tp_error *err) {
+    const tp_tokenizer *tok = S->tok;
+    if (!tok->meta_split || S->cache_off || b - a <= CACHE_MAX_WORD)
+        return bpe_word_core(S, a, b, err);
+    const char *w = S->cur.s;
+    size_t start = a;
+    for (size_t p = a + 1; p + 3 <= b; p++) {
+        if (memcmp(w + p, "\xe2\x96\x81", 3) != 0)
+            continue;
+        if (p >= a + 3 && memcmp(w + p - 3, "\xe2\x96\x81", 3) == 0)
+            continue; /* inside a run */
+        bool blocked = false;
+        for (size_t k = 0; k < tok->n_cross && !blocked; k++) {
+            size_t al = strlen(tok->cross_a[k]), bl = strlen(tok->cross_b[k]);
+            blocked = p - a >= al && memcmp(w + p - al, tok->cross_a[k], al) == 0 && b - p >= bl &&
+                      memcmp(w + p, tok->cross_b[k], bl) == 0;
+        }
+        if (blocked || p == start)
+            continue;
+        tp_status st = bpe_word_core(S, start, p, err);
+        if (st)
+            return st;
+        start = p;
+    }
+    return bpe_word_core(S, start, b, err);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,12 +46,23 @@ typedef struct tok_mergemap {
     size_t mask;
 } tok_mergemap;
 
+/* Slot index of a merge key: murmur3's fmix64 (a plain multiplicative hash
+ * clustered badly under linear probing on Gemma 3's merges). */
+static inline size_t tok_merge_index(uint64_t key, size_t mask) {
+    uint64_t h = key;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
 static inline const tok_merge_slot *tok_merge_find(const tok_mergemap *m, uint32_t a, uint32_t b) {
     if (!m->slots)
         return NULL;
     uint64_t key = (uint64_t)a << 32 | b;
-    uint64_t h = key * 0x9E3779B97F4A7C15ull;
-    size_t i = (size_t)(h >> 32) & m->mask;
+    size_t i = tok_merge_index(key, m->mask);
     for (;;) {
         const tok_merge_slot *s = &m->slots[i];
         if (s->key == key)
@@ -229,6 +240,14 @@ struct tp_tokenizer {
     uint32_t byte_fallback_id[256]; /* "<0xNN>" ids */
     uint8_t bl_char_to_byte[324];   /* byte-level char (code point < 324) -> byte */
     bool bl_char_valid[324];
+
+    /* Splitting long SentencePiece-style words before each "▁" run (exact,
+     * see tok_encode.c: bpe_word): enabled when no merge can join a token
+     * ending in another character to one starting with "▁", except the few
+     * listed ones, which are checked at each cut. */
+    bool meta_split;
+    char **cross_a, **cross_b; /* (n_cross) the exceptions, as strings */
+    size_t n_cross;
 
     /* added tokens */
     tok_added *added;

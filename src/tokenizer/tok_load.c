@@ -1114,8 +1114,7 @@ done:
 static tp_status merge_insert(tp_tokenizer *tok, uint32_t a, uint32_t b, uint32_t rank,
                               uint32_t id) {
     uint64_t key = (uint64_t)a << 32 | b;
-    uint64_t h = key * 0x9E3779B97F4A7C15ull;
-    size_t i = (size_t)(h >> 32) & tok->merges.mask;
+    size_t i = tok_merge_index(key, tok->merges.mask);
     for (;;) {
         tok_merge_slot *s = &tok->merges.slots[i];
         if (s->key == key)
@@ -1443,6 +1442,57 @@ static tp_status build(loader *L, tp_error *err) {
     return finish(L, L->vocab_ids, err);
 }
 
+/* Merges (A, B) with A not ending in "▁" and B starting with it: the only
+ * ones that can join across a cut before a "▁" run (see meta_split). */
+static tp_status find_cross_merges(tp_tokenizer *tok, tp_error *err) {
+    static const char META[] = "\xe2\x96\x81";
+    if (tok->byte_level || tok->cont_prefix || tok->eow_suffix || tok->ignore_merges ||
+        !tok->merges.slots || tok_vocab_find(tok, META, 3) < 0)
+        return TP_OK;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i <= tok->merges.mask; i++) {
+        const tok_merge_slot *m = &tok->merges.slots[i];
+        if (m->key == UINT64_MAX)
+            continue;
+        uint32_t a = (uint32_t)(m->key >> 32), b = (uint32_t)m->key;
+        const char *as = tok->pool + tok->model_off[a], *bs = tok->pool + tok->model_off[b];
+        size_t al = tok->model_len[a], bl = tok->model_len[b];
+        bool a_meta = al >= 3 && memcmp(as + al - 3, META, 3) == 0;
+        bool b_meta = bl >= 3 && memcmp(bs, META, 3) == 0;
+        if (a_meta || !b_meta)
+            continue;
+        if (n >= 64) { /* too many exceptions: not worth it */
+            n = 0;
+            goto off;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **x = realloc(tok->cross_a, cap * sizeof *x);
+            if (x)
+                tok->cross_a = x;
+            char **y = realloc(tok->cross_b, cap * sizeof *y);
+            if (y)
+                tok->cross_b = y;
+            if (!x || !y)
+                return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        tok->cross_a[n] = tp_strndup(as, al);
+        tok->cross_b[n] = tp_strndup(bs, bl);
+        tok->n_cross = ++n;
+        if (!tok->cross_a[n - 1] || !tok->cross_b[n - 1])
+            return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    tok->meta_split = true;
+    return TP_OK;
+off:
+    for (size_t i = 0; i < tok->n_cross; i++) {
+        free(tok->cross_a[i]);
+        free(tok->cross_b[i]);
+    }
+    tok->n_cross = 0;
+    return TP_OK;
+}
+
 static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
     tp_tokenizer *tok = L->tok;
     const char *file = L->file;
@@ -1506,6 +1556,9 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
     tok->n_special_single = post_count(&tok->post, false);
     tok->n_special_pair = post_count(&tok->post, true);
 
+    if ((st = find_cross_merges(tok, err)))
+        return st;
+
     /* byte tables */
     for (int b = 0; b < 256; b++) {
         char u[4];
@@ -1563,6 +1616,12 @@ void tp_tok_free(tp_tokenizer *tok) {
     free(tok->merges.slots);
     free(tok->cont_prefix);
     free(tok->eow_suffix);
+    for (size_t i = 0; i < tok->n_cross; i++) {
+        free(tok->cross_a[i]);
+        free(tok->cross_b[i]);
+    }
+    free(tok->cross_a);
+    free(tok->cross_b);
     for (size_t i = 0; i < tok->n_added; i++) {
         free(tok->added[i].content);
         free(tok->added[i].norm);

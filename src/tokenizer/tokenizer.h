@@ -91,8 +91,10 @@ typedef struct tp_tok_encode_params {
     size_t max_length;          /* 0 = no truncation; counts the special tokens */
     tp_trunc_strategy strategy; /* for pairs (default longest_first) */
     bool error_if_truncated;    /* TP_ERR_TOO_LONG instead of truncating (default false) */
-    bool word_cache;            /* cache pre-token -> ids in the scratch (default true; only
-                                   speed changes: for benchmarks of the uncached path) */
+    bool word_cache;            /* default true: cache pre-token -> ids in the scratch and cut
+                                   long SentencePiece words before "▁" (both exact, speed
+                                   only); false runs plain BPE on every pre-token (the
+                                   reference path, for tests and benchmarks) */
 } tp_tok_encode_params;
 
 tp_tok_encode_params tp_tok_encode_default_params(void);

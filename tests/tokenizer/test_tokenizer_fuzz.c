@@ -5,13 +5,15 @@
  *     not valid UTF-8 (checked with core's validator), else succeeds;
  *   - random Unicode (mixed scripts, combining marks, spaces, controls, pieces
  *     of added tokens): encode succeeds, offsets are ordered and in range, the
- *     per-scratch word cache gives the same ids and offsets as no cache, and
+ *     word cache and the long-word cut give the same ids and offsets as plain
+ *     BPE (word_cache = false), and
  *     for Qwen3 decode(encode(s)) == NFC(s) (NFC by utf8proc directly);
  *   - random ids: decode succeeds with valid UTF-8, and streaming them gives
  *     whole UTF-8 chunks whose concatenation is the full decode;
  *   - a long single-"word" Gemma 3 input (when ../shared is present) encodes;
  *   - corrupted copies of ModernBERT's tokenizer.json load or fail cleanly.
- * Fixed seeds: failures reproduce. Kept to a few seconds.
+ * Fixed seed (TPIPE_FUZZ_SEED overrides, TPIPE_FUZZ_ITERS sets the count):
+ * failures reproduce. Kept to a few seconds.
  */
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -47,7 +49,11 @@ static const char *pieces[] = {"<|im_start|>",
                                "n't",
                                "|||IP_ADDRESS|||",
                                "<|endoftext|>",
-                               "[unused0]"};
+                               "[unused0]",
+                               ">\xe2\x96\x81</",
+                               "> </",
+                               "<b> </b>",
+                               "    "};
 
 static size_t random_unicode(char *out, size_t max_chars) {
     static const uint32_t ranges[][2] = {
@@ -63,6 +69,10 @@ static size_t random_unicode(char *out, size_t max_chars) {
             const char *p = pieces[rnd() % (sizeof pieces / sizeof pieces[0])];
             memcpy(out + n, p, strlen(p));
             n += strlen(p);
+            /* Added tokens are cut out before normalization (as HF does), so a
+             * combining mark after "<think>" does not compose with its '>':
+             * keep the NFC round-trip check simple by following with ASCII. */
+            out[n++] = 'x';
             continue;
         }
         size_t r = rnd() % (sizeof ranges / sizeof ranges[0]);
@@ -129,8 +139,20 @@ static void fuzz(const char *dir, bool roundtrip, int iters) {
                     utf8proc_map((const utf8proc_uint8_t *)buf, (utf8proc_ssize_t)n, &nfc,
                                  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
                 /* buf has no NUL (code points from 0 are possible: compare lengths) */
-                CHECK_MSG(m >= 0 && (size_t)m == len && memcmp(nfc, s, len) == 0,
-                          "iter %d: round trip differs", it);
+                bool same = m >= 0 && (size_t)m == len && memcmp(nfc, s, len) == 0;
+                CHECK_MSG(same, "iter %d: round trip differs", it);
+                if (!same) {
+                    fprintf(stderr, "  input:");
+                    for (size_t i = 0; i < n; i++)
+                        fprintf(stderr, " %02x", (unsigned char)buf[i]);
+                    fprintf(stderr, "\n  nfc (%ld): ", (long)m);
+                    for (utf8proc_ssize_t i = 0; i < m; i++)
+                        fprintf(stderr, " %02x", nfc[i]);
+                    fprintf(stderr, "\n  decoded (%zu):", len);
+                    for (size_t i = 0; i < len; i++)
+                        fprintf(stderr, " %02x", (unsigned char)s[i]);
+                    fprintf(stderr, "\n");
+                }
                 free(nfc);
             }
             free(s);
@@ -243,6 +265,8 @@ static void fuzz_load(const char *dir, int iters) {
 
 int main(void) {
     int iters = getenv("TPIPE_FUZZ_ITERS") ? atoi(getenv("TPIPE_FUZZ_ITERS")) : 300;
+    if (getenv("TPIPE_FUZZ_SEED"))
+        rng = strtoull(getenv("TPIPE_FUZZ_SEED"), NULL, 0) | 1;
     fuzz(tp_test_data("tokenizers/qwen3"), true, iters);
     fuzz(tp_test_data("tokenizers/modernbert"), false, iters);
     fuzz_load(tp_test_data("tokenizers/modernbert"), iters / 10 + 2);
@@ -254,6 +278,30 @@ int main(void) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", g);
     fuzz(dir, false, iters);
+    /* Gemma 3's one merge across a "▁" cut, ('>', '▁</'): the cut must not
+     * split it (same ids as plain BPE) */
+    {
+        tp_tokenizer *g3 = NULL;
+        tp_error e3;
+        if (tp_tok_load(dir, &g3, &e3) == TP_OK) {
+            const char *txt = "The quick brown fox jumps over the lazy dog again and again> </x "
+                              "and <div>> </div> then a>\xe2\x96\x81</b tail words here.";
+            tp_tok_encode_params p1 = tp_tok_encode_default_params(), p2 = p1;
+            p2.word_cache = false;
+            tp_encoding a, b;
+            CHECK(tp_tok_encode(g3, NULL, txt, (size_t)-1, NULL, 0, &p1, &a, &e3) == TP_OK);
+            CHECK(tp_tok_encode(g3, NULL, txt, (size_t)-1, NULL, 0, &p2, &b, &e3) == TP_OK);
+            CHECK(a.n == b.n && a.n > 0 && memcmp(a.ids, b.ids, a.n * sizeof *a.ids) == 0);
+            int32_t cross = tp_tok_token_to_id(g3, ">\xe2\x96\x81</");
+            bool found = false;
+            for (size_t i = 0; i < b.n; i++)
+                found = found || b.ids[i] == cross;
+            CHECK(cross >= 0 && found); /* the case really occurs in this text */
+            tp_encoding_free(&a);
+            tp_encoding_free(&b);
+            tp_tok_free(g3);
+        }
+    }
     /* one very long word (no spaces, no newlines): must not be quadratic */
     tp_tokenizer *tok = NULL;
     tp_error err;
