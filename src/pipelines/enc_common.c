@@ -114,11 +114,16 @@ void tp_enc_softmax(const float *x, float *p, size_t n) {
     for (size_t i = 1; i < n; i++)
         if (x[i] > mx)
             mx = x[i];
+    /* one exp per element (a vocabulary row is 50k of them): e_i kept in p as
+     * float, summed in double, then scaled in double and rounded once more */
     double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (float)exp((double)x[i] - (double)mx);
+        sum += p[i];
+    }
+    const double inv = 1.0 / sum;
     for (size_t i = 0; i < n; i++)
-        sum += exp((double)x[i] - (double)mx);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)(exp((double)x[i] - (double)mx) / sum);
+        p[i] = (float)((double)p[i] * inv);
 }
 
 void tp_enc_sigmoid(const float *x, float *p, size_t n) {
