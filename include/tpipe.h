@@ -312,8 +312,9 @@ typedef struct tp_model tp_model;
 typedef enum tp_precision {
     TP_PRECISION_F32 = 0, /* f32 activations and accumulation (what the golden tests check) */
     TP_PRECISION_BF16 = 1 /* activations rounded to bf16, AVX512_BF16 dot products, f32
-                             accumulation; on CPUs without AVX512_BF16 falls back to f32
-                             with a logged notice */
+                             accumulation (weights stored in f32/f16 get a private bf16 copy
+                             at load); on CPUs without AVX512_BF16 falls back to f32 with a
+                             logged notice */
 } tp_precision;
 
 typedef struct tp_model_params {
