@@ -289,8 +289,20 @@ typedef struct span {
     size_t n;
 } span;
 
-/* Walks an object at s->p; for each member calls fn(key, value span). */
-typedef tp_status (*member_fn)(void *ctx, const char *key, span value, tp_error *err);
+/* Walks an object at s->p; for each member calls fn(key, s) with s at the
+ * value, which fn must consume (parse or skip). */
+typedef tp_status (*member_fn)(void *ctx, const char *key, js *s, tp_error *err);
+
+/* Skips the value at s->p and returns its span (error names file.what). */
+static tp_status js_take(js *s, const char *file, const char *what, span *v, tp_error *err) {
+    js_ws(s);
+    const char *v0 = s->p;
+    if (!js_skip_value(s))
+        return tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON value near byte %zu", file, what,
+                       (size_t)(v0 - s->base));
+    *v = (span){v0, (size_t)(s->p - v0)};
+    return TP_OK;
+}
 
 static tp_status js_object(js *s, const char *file, const char *what, member_fn fn, void *ctx,
                            tp_error *err) {
@@ -311,14 +323,7 @@ static tp_status js_object(js *s, const char *file, const char *what, member_fn 
             goto done;
         }
         js_ws(s);
-        const char *v0 = s->p;
-        if (!js_skip_value(s)) {
-            st = tp_fail(err, TP_ERR_FORMAT, "%s: %s.%s: malformed JSON value near byte %zu", file,
-                         what, key.data ? key.data : "", (size_t)(v0 - s->base));
-            goto done;
-        }
-        span v = {v0, (size_t)(s->p - v0)};
-        if ((st = fn(ctx, key.data ? key.data : "", v, err)) != TP_OK)
+        if ((st = fn(ctx, key.data ? key.data : "", s, err)) != TP_OK)
             goto done;
         if (js_expect(s, ','))
             continue;
@@ -343,10 +348,14 @@ typedef struct loader {
     cJSON *model;     /* model members except vocab and merges */
     span vocab, merges;
     bool have_vocab, have_merges;
-    size_t vocab_ids; /* max vocabulary id + 1 (before added tokens) */
+    bool merges_parsed;      /* parsed in place (vocab came first) */
+    bool merges_with_prefix; /* ... with a continuing_subword_prefix known then */
+    size_t vocab_ids;        /* max vocabulary id + 1 (before added tokens) */
 } loader;
 
 static tp_status finish(loader *L, size_t vocab_ids, tp_error *err);
+static tp_status parse_vocab(loader *L, js *s, tp_error *err);
+static tp_status parse_merges(loader *L, js *s, tp_error *err);
 
 static tp_status add_cjson_member(cJSON *obj, const char *file, const char *key, span v,
                                   tp_error *err) {
@@ -357,28 +366,62 @@ static tp_status add_cjson_member(cJSON *obj, const char *file, const char *key,
     return TP_OK;
 }
 
-static tp_status model_member(void *ctx, const char *key, span v, tp_error *err) {
+static const char *jstr(const cJSON *o, const char *key);
+
+/* vocab and merges are parsed in place (one pass over the 30 MB); merges
+ * only once the vocabulary is known, else their span is kept for later. */
+static tp_status model_member(void *ctx, const char *key, js *s, tp_error *err) {
     loader *L = ctx;
-    if (strcmp(key, "vocab") == 0) {
-        L->vocab = v;
+    tp_status st;
+    span v;
+    char what[300];
+    snprintf(what, sizeof what, "model.%s", key);
+    const char *type = jstr(L->model, "type");
+    bool bpe = !type || strcmp(type, "BPE") == 0; /* else build() reports the type */
+    if (strcmp(key, "vocab") == 0 && !L->have_vocab && bpe) {
+        const char *v0 = s->p;
+        if ((st = parse_vocab(L, s, err)))
+            return st;
+        L->vocab = (span){v0, (size_t)(s->p - v0)};
         L->have_vocab = true;
         return TP_OK;
     }
-    if (strcmp(key, "merges") == 0) {
-        L->merges = v;
+    if (strcmp(key, "merges") == 0 && !L->have_merges && bpe) {
+        const char *v0 = s->p;
+        if (L->have_vocab) {
+            if ((st = parse_merges(L, s, err)))
+                return st;
+            L->merges_parsed = true;
+            L->merges_with_prefix = L->tok->cont_prefix != NULL;
+        } else if ((st = js_take(s, L->file, what, &v, err))) {
+            return st;
+        }
+        L->merges = (span){v0, (size_t)(s->p - v0)};
         L->have_merges = true;
         return TP_OK;
     }
-    return add_cjson_member(L->model, L->file, key, v, err);
+    if ((st = js_take(s, L->file, what, &v, err)))
+        return st;
+    if ((st = add_cjson_member(L->model, L->file, key, v, err)))
+        return st;
+    if (strcmp(key, "continuing_subword_prefix") == 0) { /* merges need it */
+        const char *cp = jstr(L->model, key);
+        free(L->tok->cont_prefix);
+        L->tok->cont_prefix = cp && *cp ? tp_strdup(cp) : NULL;
+        L->tok->cont_prefix_len = cp && *cp ? strlen(cp) : 0;
+        if (cp && *cp && !L->tok->cont_prefix)
+            return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    return TP_OK;
 }
 
-static tp_status top_member(void *ctx, const char *key, span v, tp_error *err) {
+static tp_status top_member(void *ctx, const char *key, js *s, tp_error *err) {
     loader *L = ctx;
-    if (strcmp(key, "model") == 0) {
-        js s = {v.p, v.p + v.n, v.p};
-        return js_object(&s, L->file, "model", model_member, L, err);
-    }
-    return add_cjson_member(L->root, L->file, key, v, err);
+    if (strcmp(key, "model") == 0)
+        return js_object(s, L->file, "model", model_member, L, err);
+    span v;
+    tp_status st = js_take(s, L->file, key, &v, err);
+    return st ? st : add_cjson_member(L->root, L->file, key, v, err);
 }
 
 /* ---- pool ---- */
@@ -995,9 +1038,9 @@ static tp_status trie_build(tok_trie *t, const tp_tokenizer *tok, bool normalize
 /* ------------------------------------------------------------------------ */
 /* vocab and merges                                                          */
 
-static tp_status parse_vocab(loader *L, tp_error *err) {
+static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
     tp_tokenizer *tok = L->tok;
-    js s = {L->vocab.p, L->vocab.p + L->vocab.n, L->vocab.p};
+    js s = *sp;
     size_t cap = 1024, n = 0;
     uint32_t *ids = malloc(cap * sizeof *ids), *offs = malloc(cap * sizeof *offs),
              *lens = malloc(cap * sizeof *lens);
@@ -1104,6 +1147,7 @@ static tp_status parse_vocab(loader *L, tp_error *err) {
                 (tok_strslot){(uint32_t)id, (uint32_t)(h >> 32), tok->model_off[id], (uint32_t)len};
     }
 done:
+    *sp = s;
     free(ids);
     free(offs);
     free(lens);
@@ -1129,24 +1173,34 @@ static tp_status merge_insert(tp_tokenizer *tok, uint32_t a, uint32_t b, uint32_
     }
 }
 
-static tp_status parse_merges(loader *L, tp_error *err) {
+/* doubles the merge table */
+static bool merges_grow(tp_tokenizer *tok) {
+    tok_mergemap old = tok->merges;
+    size_t cap = (old.mask + 1) * 2;
+    tok->merges.slots = malloc(cap * sizeof(tok_merge_slot));
+    if (!tok->merges.slots) {
+        tok->merges = old;
+        return false;
+    }
+    memset(tok->merges.slots, 0xff, cap * sizeof(tok_merge_slot));
+    tok->merges.mask = cap - 1;
+    for (size_t i = 0; i <= old.mask; i++)
+        if (old.slots[i].key != UINT64_MAX)
+            merge_insert(tok, (uint32_t)(old.slots[i].key >> 32), (uint32_t)old.slots[i].key,
+                         old.slots[i].rank, old.slots[i].id);
+    free(old.slots);
+    return true;
+}
+
+static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
     tp_tokenizer *tok = L->tok;
-    js s = {L->merges.p, L->merges.p + L->merges.n, L->merges.p};
+    js s = *scan;
     tp_buf a = {0}, b = {0}, cat = {0};
     tp_status st = TP_OK;
-    /* count entries first for the table size: [["a","b"],...] has one '[' per
-     * entry (plus the outer one), ["a b",...] one ',' per entry (minus one).
-     * Brackets or commas inside the strings only make the estimate larger. */
-    size_t brackets = 0, commas = 0;
-    for (const char *p = s.p; p < s.end; p++) {
-        brackets += *p == '[';
-        commas += *p == ',';
-    }
-    const char *q = s.p + 1;
-    while (q < s.end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
-        q++;
-    size_t est = (q < s.end && *q == '[') ? brackets : commas + 1;
-    tok->merges.mask = pow2_at_least(est + est / 2 + 1) - 1;
+    /* sized from the vocabulary (a BPE has about as many merges as tokens);
+     * grown by rehashing if there are more */
+    free(tok->merges.slots);
+    tok->merges.mask = pow2_at_least(tok->n_ids + tok->n_ids / 2 + 1) - 1;
     tok->merges.slots = malloc((tok->merges.mask + 1) * sizeof(tok_merge_slot));
     if (!tok->merges.slots)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
@@ -1202,6 +1256,10 @@ static tp_status parse_merges(loader *L, tp_error *err) {
                                   : (cat.data ? cat.data : ""));
             goto done;
         }
+        if ((rank + 1) * 5 > (tok->merges.mask + 1) * 3 && !merges_grow(tok)) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+            goto done;
+        }
         merge_insert(tok, (uint32_t)ia, (uint32_t)ib, (uint32_t)rank, (uint32_t)ic);
         rank++;
         if (js_expect(&s, ','))
@@ -1213,6 +1271,7 @@ static tp_status parse_merges(loader *L, tp_error *err) {
         goto done;
     }
 done:
+    *scan = s;
     tok->n_merges = rank;
     tp_buf_free(&a);
     tp_buf_free(&b);
@@ -1366,15 +1425,12 @@ static tp_status build(loader *L, tp_error *err) {
                        file, type);
     if (!L->have_vocab)
         return tp_fail(err, TP_ERR_FORMAT, "%s: model.vocab: missing", file);
+    if (!L->vocab_ids && L->vocab.n == 0)
+        return tp_fail(err, TP_ERR_FORMAT, "%s: model.vocab: not parsed", file);
     if (!type && !L->have_merges)
         return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model without type/merges is not supported",
                        file);
-    const char *cp = jstr(L->model, "continuing_subword_prefix");
     const char *ew = jstr(L->model, "end_of_word_suffix");
-    if (cp && *cp) {
-        tok->cont_prefix = tp_strdup(cp);
-        tok->cont_prefix_len = strlen(cp);
-    }
     if (ew && *ew) {
         tok->eow_suffix = tp_strdup(ew);
         tok->eow_suffix_len = strlen(ew);
@@ -1386,10 +1442,14 @@ static tp_status build(loader *L, tp_error *err) {
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0.0)
         return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model.dropout: BPE dropout is not supported",
                        file);
-    if ((st = parse_vocab(L, err)))
-        return st;
-    if (L->have_merges && (st = parse_merges(L, err)))
-        return st;
+    /* vocab was parsed in place; merges too unless they came first or the
+     * continuing_subword_prefix (used to name merge results) came after them */
+    if (L->have_merges &&
+        (!L->merges_parsed || L->merges_with_prefix != (tok->cont_prefix != NULL))) {
+        js s = {L->merges.p, L->merges.p + L->merges.n, L->merges.p};
+        if ((st = parse_merges(L, &s, err)))
+            return st;
+    }
 
     /* added tokens: extend n_ids, then the per-id tables */
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(L->root, "added_tokens");

@@ -425,6 +425,36 @@ static void test_wordpiece_style(void) {
     CHECK(s && strcmp(s, "hey !") == 0);
     free(s);
     tp_tok_free(tok);
+
+    /* the same model with its members in another order: merges before vocab
+     * (parsed after it), the prefix after the merges (merges re-resolved) */
+    const char *json2 =
+        "{\"added_tokens\":[{\"id\":1,\"content\":\"[CLS]\",\"special\":true,"
+        "\"normalized\":false},{\"id\":2,\"content\":\"[SEP]\",\"special\":true,"
+        "\"normalized\":false}],\"pre_tokenizer\":{\"type\":\"Whitespace\"},"
+        "\"post_processor\":{\"type\":\"BertProcessing\",\"sep\":[\"[SEP]\",2],"
+        "\"cls\":[\"[CLS]\",1]},"
+        "\"model\":{\"merges\":[[\"h\",\"##e\"],[\"he\",\"##y\"]],\"type\":\"BPE\","
+        "\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0,\"[CLS]\":1,\"[SEP]\":2,\"h\":3,"
+        "\"##e\":4,\"##y\":5,\"he\":6,\"hey\":7,\"!\":8,\"##l\":9},"
+        "\"continuing_subword_prefix\":\"##\"}}";
+    const char *json3 = /* prefix known, vocab before merges: merges parsed in place */
+        "{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\","
+        "\"continuing_subword_prefix\":\"##\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0,"
+        "\"h\":3,\"##e\":4,\"##y\":5,\"he\":6,\"hey\":7,\"!\":8,\"##l\":9},"
+        "\"merges\":[\"h ##e\",\"he ##y\"]}}";
+    const char *variants[] = {json2, json3};
+    for (int v = 0; v < 2; v++) {
+        tok = load_json(variants[v], NULL, &st, &err);
+        CHECK_MSG(st == TP_OK, "variant %d: %s", v, err.message);
+        if (!tok)
+            continue;
+        e = enc(tok, "hey! hel", NULL, false, 0, 0, &st);
+        const int32_t want3[] = {7, 8, 6, 9};
+        CHECK_MSG(st == TP_OK && same_ids(e.ids, e.n, want3, 4), "variant %d", v);
+        tp_encoding_free(&e);
+        tp_tok_free(tok);
+    }
 }
 
 static void test_bytelevel_roberta(void) {
