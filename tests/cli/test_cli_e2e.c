@@ -230,6 +230,13 @@ static void test_top_level(void) {
     CHECK_EQ_INT(r.rc, 2);
     check_one_line_error(&r, "masked language model", "wrong task");
     result_free(&r);
+    /* an output that cannot be written (the writer thread's error reaches the exit status) */
+    if (access("/dev/full", W_OK) == 0) {
+        RUN(&r, "a\nb\n", "tokenize", "--model", tok_modernbert, "--output", "/dev/full");
+        CHECK_EQ_INT(r.rc, 2);
+        check_one_line_error(&r, "writing the output", "/dev/full");
+        result_free(&r);
+    }
     /* missing --input file */
     RUN(&r, NULL, "tokenize", "--model", tok_modernbert, "--input", missing);
     CHECK_EQ_INT(r.rc, 2);

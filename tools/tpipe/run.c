@@ -1,12 +1,14 @@
 /*
  * run.c — the streaming driver of tpipe: read → batch → write.
  *
- * A reader thread turns input lines into chunks of items while the main thread
- * runs the previous chunk through the subcommand and writes its lines. The
- * queue between them holds at most one finished chunk, so at most three chunks
- * exist at once (being read, queued, being processed): memory is bounded by the
- * chunk size, not by the input size. Lines are written in input order because
- * chunks are processed in order and each chunk answers every item.
+ * Three threads overlap: a reader turns input lines into chunks of items, the
+ * main thread runs a chunk through the subcommand, and a writer writes the
+ * lines of the previous chunk (two sets of output buffers, used in turn). The
+ * queue from the reader holds at most one finished chunk, so at most three
+ * chunks of input exist at once (being read, queued, being processed) and two
+ * of output: memory is bounded by the chunk size, not by the input size. Lines
+ * are written in input order because chunks are processed and handed to the
+ * writer in order, and each chunk answers every item.
  */
 #include "cli.h"
 
@@ -125,12 +127,72 @@ static chunk *take_chunk(reader *r) {
     return c;
 }
 
+/* The writer thread: writes one handed-off set of lines at a time. */
+typedef struct writer {
+    FILE *out;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tp_buf *set; /* lines being written; NULL when idle */
+    size_t n;
+    bool stop;
+    int err; /* errno of the first failed write, else 0 */
+} writer;
+
+static void *writer_main(void *arg) {
+    writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->set && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->set)
+            break;
+        tp_buf *set = w->set;
+        size_t n = w->n;
+        bool failed = w->err != 0;
+        pthread_mutex_unlock(&w->mu);
+        int e = 0;
+        for (size_t i = 0; i < n && !e && !failed; i++)
+            if (fwrite(set[i].data, 1, set[i].len, w->out) != set[i].len)
+                e = errno ? errno : EIO;
+        /* the lines of a chunk leave at once (a consumer downstream sees them now) */
+        if (!e && !failed && fflush(w->out) != 0)
+            e = errno ? errno : EIO;
+        pthread_mutex_lock(&w->mu);
+        if (e && !w->err)
+            w->err = e;
+        w->set = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Waits until the writer is idle; returns its error (0: none). */
+static int writer_wait(writer *w) {
+    pthread_mutex_lock(&w->mu);
+    while (w->set)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int e = w->err;
+    pthread_mutex_unlock(&w->mu);
+    return e;
+}
+
+static void writer_give(writer *w, tp_buf *set, size_t n) {
+    pthread_mutex_lock(&w->mu);
+    w->set = set;
+    w->n = n;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 typedef struct runner {
     const char *cmd;
     cli_batch_fn fn;
     void *ctx;
     FILE *out;
-    tp_buf *bufs;
+    writer *w;
+    tp_buf *bufs[2]; /* two sets of output lines, filled and written in turn */
+    int cur;         /* the set the next chunk fills */
     bool *ok;
     size_t cap;
     size_t done, failed;
@@ -139,15 +201,16 @@ typedef struct runner {
     uint64_t total_bytes;
 } runner;
 
-/* Runs one chunk and writes its lines; returns 0 or CLI_EXIT_FATAL. */
+/* Runs one chunk and hands its lines to the writer; returns 0 or CLI_EXIT_FATAL. */
 static int run_items(runner *R, const cli_item *items, size_t n) {
     if (n == 0)
         return 0;
+    tp_buf *bufs = R->bufs[R->cur];
     for (size_t i = 0; i < n; i++) {
-        R->bufs[i].len = 0;
-        if (R->bufs[i].data)
-            R->bufs[i].data[0] = '\0';
-        R->bufs[i].oom = false;
+        bufs[i].len = 0;
+        if (bufs[i].data)
+            bufs[i].data[0] = '\0';
+        bufs[i].oom = false;
         R->ok[i] = false;
         if (items[i].bad_input) {
             char msg[256];
@@ -155,27 +218,28 @@ static int run_items(runner *R, const cli_item *items, size_t n) {
                 snprintf(msg, sizeof msg, "line %zu: %s", items[i].line_no, items[i].bad_input);
             else
                 snprintf(msg, sizeof msg, "%s", items[i].bad_input);
-            cli_err_line(&R->bufs[i], items[i].index, msg);
+            cli_err_line(&bufs[i], items[i].index, msg);
         }
     }
     char fatal[512] = "";
-    if (R->fn(R->ctx, items, n, R->bufs, R->ok, fatal, sizeof fatal))
+    if (R->fn(R->ctx, items, n, bufs, R->ok, fatal, sizeof fatal))
         return cli_fatal(R->cmd, "%s", fatal[0] ? fatal : "batch failed");
     for (size_t i = 0; i < n; i++) {
-        if (R->bufs[i].oom)
+        if (bufs[i].oom)
             return cli_fatal(R->cmd, "out of memory writing the result of item %zu",
                              items[i].index);
-        if (R->bufs[i].len == 0)
+        if (bufs[i].len == 0)
             return cli_fatal(R->cmd, "internal error: no result for item %zu", items[i].index);
-        if (fwrite(R->bufs[i].data, 1, R->bufs[i].len, R->out) != R->bufs[i].len)
-            return cli_fatal(R->cmd, "writing the output: %s", strerror(errno));
         if (!R->ok[i])
             R->failed++;
     }
+    /* the writer is done with the previous chunk's set before it takes this one */
+    int e = writer_wait(R->w);
+    if (e)
+        return cli_fatal(R->cmd, "writing the output: %s", strerror(e));
+    writer_give(R->w, bufs, n);
+    R->cur ^= 1;
     R->done += n;
-    /* results of a chunk leave at once (a consumer downstream sees them now) */
-    if (fflush(R->out) != 0)
-        return cli_fatal(R->cmd, "writing the output: %s", strerror(errno));
     return 0;
 }
 
@@ -198,16 +262,24 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
     if (!common->texts.n && (!common->input || !strcmp(common->input, "-")) && isatty(STDIN_FILENO))
         chunk_items = 1;
     R.cap = chunk_items;
-    R.bufs = calloc(chunk_items, sizeof *R.bufs);
+    R.bufs[0] = calloc(chunk_items, sizeof *R.bufs[0]);
+    R.bufs[1] = calloc(chunk_items, sizeof *R.bufs[1]);
     R.ok = calloc(chunk_items, sizeof *R.ok);
-    if (!R.bufs || !R.ok) {
-        free(R.bufs);
+    if (!R.bufs[0] || !R.bufs[1] || !R.ok) {
+        free(R.bufs[0]);
+        free(R.bufs[1]);
         free(R.ok);
         return cli_fatal(cmd, "out of memory");
     }
     int rc = 0;
     FILE *in = NULL;
-    bool close_out = false;
+    bool close_out = false, writer_started = false;
+    writer W;
+    memset(&W, 0, sizeof W);
+    pthread_mutex_init(&W.mu, NULL);
+    pthread_cond_init(&W.cv, NULL);
+    pthread_t writer_th;
+    R.w = &W;
     R.out = stdout;
     if (common->output && strcmp(common->output, "-")) {
         R.out = fopen(common->output, "wb");
@@ -217,6 +289,12 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
         }
         close_out = true;
     }
+    W.out = R.out;
+    if (pthread_create(&writer_th, NULL, writer_main, &W) != 0) {
+        rc = cli_fatal(cmd, "cannot start the writer thread");
+        goto done;
+    }
+    writer_started = true;
     cli_progress_init(&R.progress, common->quiet, "items");
     double t0 = tp_now();
 
@@ -286,6 +364,16 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
         pthread_mutex_destroy(&rd.mu);
         pthread_cond_destroy(&rd.cv);
     }
+    /* the last chunk's lines, then the writer stops */
+    int werr = writer_wait(&W);
+    if (!rc && werr)
+        rc = cli_fatal(cmd, "writing the output: %s", strerror(werr));
+    pthread_mutex_lock(&W.mu);
+    W.stop = true;
+    pthread_cond_broadcast(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    pthread_join(writer_th, NULL);
+    writer_started = false;
     if (!rc && fflush(R.out) != 0)
         rc = cli_fatal(cmd, "writing the output: %s", strerror(errno));
     if (!rc)
@@ -304,13 +392,25 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
     if (!rc)
         rc = R.failed ? CLI_EXIT_ITEMS : CLI_EXIT_OK;
 done:
+    if (writer_started) { /* a failure before the end: let the writer finish and stop */
+        writer_wait(&W);
+        pthread_mutex_lock(&W.mu);
+        W.stop = true;
+        pthread_cond_broadcast(&W.cv);
+        pthread_mutex_unlock(&W.mu);
+        pthread_join(writer_th, NULL);
+    }
+    pthread_mutex_destroy(&W.mu);
+    pthread_cond_destroy(&W.cv);
     if (in && in != stdin)
         fclose(in);
     if (close_out && fclose(R.out) != 0 && rc != CLI_EXIT_FATAL)
         rc = cli_fatal(cmd, "closing --output %s: %s", common->output, strerror(errno));
-    for (size_t i = 0; i < R.cap; i++)
-        tp_buf_free(&R.bufs[i]);
-    free(R.bufs);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < R.cap; i++)
+            tp_buf_free(&R.bufs[k][i]);
+        free(R.bufs[k]);
+    }
     free(R.ok);
     return rc;
 }
