@@ -721,6 +721,41 @@ static void test_generate(bool have_chat_template) {
     result_free(&r);
     free(b0);
     free(b4);
+    /* --stream with several items: JSON lines {"index", "delta"} on stderr whose
+     * deltas concatenate, per item, to that item's text */
+    RUN(&r, "Hello\nOnce upon a time\n", "generate", "--model", m_qwen, "--max-new-tokens", "4",
+        "--stream");
+    CHECK_EQ_INT(r.rc, 0);
+    check_shape(&r, 2, "generate --stream batch");
+    {
+        tp_buf acc[2] = {{0}, {0}};
+        size_t pieces = 0;
+        for (char *p = r.err; *p;) {
+            char *nl = strchr(p, '\n');
+            if (nl)
+                *nl = '\0';
+            cJSON *d = cJSON_Parse(p);
+            const cJSON *ix = cJSON_GetObjectItemCaseSensitive(d, "index");
+            const cJSON *dl = cJSON_GetObjectItemCaseSensitive(d, "delta");
+            if (cJSON_IsNumber(ix) && cJSON_IsString(dl) && ix->valueint >= 0 && ix->valueint < 2) {
+                tp_buf_puts(&acc[ix->valueint], dl->valuestring);
+                pieces++;
+            }
+            cJSON_Delete(d);
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+        CHECK(pieces >= 2);
+        for (int i = 0; i < 2; i++) {
+            const cJSON *txt = cJSON_GetObjectItemCaseSensitive(line_result(&r, (size_t)i), "text");
+            CHECK_MSG(cJSON_IsString(txt) &&
+                          !strcmp(txt->valuestring, acc[i].data ? acc[i].data : ""),
+                      "stream of item %d", i);
+            tp_buf_free(&acc[i]);
+        }
+    }
+    result_free(&r);
     /* --chat: a text is one user message; with a template, messages work too */
     RUN(&r, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}\nplain text\n", "generate",
         "--model", m_qwen, "--chat", "--no-think", "--max-new-tokens", "3");
