@@ -4,6 +4,7 @@
  * src/net), with a download progress bar on stderr.
  */
 #include "cli.h"
+#include "io/resolve.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,16 @@ static int on_download(const char *file, uint64_t done, uint64_t total, void *us
 
 char *cli_resolve_model(const char *cmd, const cli_common *common, unsigned files) {
 #ifdef TPIPE_NO_NET
+    /* built without libcurl: local folders and the local cache only */
     (void)files;
-    char *p = tp_strdup(common->model);
-    if (!p)
-        cli_fatal(cmd, "out of memory");
-    return p;
+    char *dir = NULL;
+    tp_error err;
+    if (tp_resolve_local(common->model, &dir, &err) != TP_OK) {
+        cli_fatal(cmd, "model %s: %s (this tpipe was built without libcurl: no downloads)",
+                  common->model, err.message);
+        return NULL;
+    }
+    return dir;
 #else
     dl_state st;
     memset(&st, 0, sizeof st);
