@@ -41,15 +41,18 @@ declare -A REAL=(
 )
 declare -A MODEL NAME
 missing_reason=""
+env_offline=()
+if [ "${DEMO_OFFLINE:-0}" = 1 ]; then env_offline=(env HF_HUB_OFFLINE=1); fi
 for task in fill-mask sentiment zero-shot generate; do
     id=${REAL[$task]}
-    env_offline=()
-    if [ "${DEMO_OFFLINE:-0}" = 1 ]; then env_offline=(env HF_HUB_OFFLINE=1); fi
     if path=$("${env_offline[@]}" "$TPIPE" download --model "$id" 2>"$WORK/dl.err"); then
         MODEL[$task]=$path
         NAME[$task]=$id
-    elif [ -z "$missing_reason" ]; then
-        missing_reason=$(sed -e 's/^tpipe download: //' "$WORK/dl.err" | head -n 1)
+    else
+        [ -n "$missing_reason" ] ||
+            missing_reason=$(sed -e 's/^.*as a Hugging Face id: //' "$WORK/dl.err" | head -n 1)
+        # the hub is unreachable: look only in the cache for the other models
+        if grep -q "cannot download" "$WORK/dl.err"; then env_offline=(env HF_HUB_OFFLINE=1); fi
     fi
 done
 
