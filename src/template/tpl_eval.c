@@ -718,12 +718,15 @@ static bool repeat(R *r, int line, tv s, int64_t k, tv *out) {
 static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
     const tv *items = &args;
     size_t n_items = 1, next = 0;
+    /* CPython treats a non-tuple with __getitem__ (list, dict) as a mapping: one argument,
+     * and no "not all arguments converted" error */
+    bool mapping = (args.t == TV_LIST && !args.u.l->tuple) || args.t == TV_DICT;
     if (args.t == TV_LIST && args.u.l->tuple) {
         items = args.u.l->items;
         n_items = args.u.l->n;
-    } else if (args.t == TV_DICT) {
-        return rfail(r, line, "'%%(name)s' string formatting is not supported");
     }
+    if (memmem(fmt.u.s.p, fmt.u.s.n, "%(", 2))
+        return rfail(r, line, "'%%(name)s' string formatting is not supported");
     tp_buf b = {0};
     const char *s = fmt.u.s.p;
     size_t n = fmt.u.s.n;
@@ -814,7 +817,7 @@ static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
             return rfail(r, line, "unsupported format character '%c' in '%%' formatting", conv);
         }
     }
-    if (next < n_items) {
+    if (next < n_items && !mapping) {
         tp_buf_free(&b);
         return rfail(r, line, "not all arguments converted during string formatting");
     }
@@ -979,9 +982,13 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
     case OP_MOD: {
         if (y == 0)
             return rfail(r, line, "float modulo or division by zero");
-        double m = fmod(x, y);
-        if (m != 0 && ((m < 0) != (y < 0)))
-            m += y;
+        double m = fmod(x, y); /* Python's float %: the sign of the divisor, also for 0 */
+        if (m != 0) {
+            if ((m < 0) != (y < 0))
+                m += y;
+        } else {
+            m = copysign(0.0, y);
+        }
         double q = floor((x - m) / y + 0.5);
         if (op == OP_FLOORDIV)
             q = floor(x / y);
@@ -1395,6 +1402,11 @@ static bool test_oddeven(R *r, int line, int id, tv v, bool *res) {
 }
 
 static bool apply_test(R *r, int line, int id, tv v, const args_t *a, bool *res) {
+    bool takes_arg = (id >= TS_EQUALTO && id <= TS_IN) || id == TS_DIVISIBLEBY || id == TS_SAMEAS;
+    size_t given = a->npos + a->nkw;
+    if (given > (takes_arg ? 1u : 0u))
+        return rfail(r, line, "test '%s' takes %s argument (%zu given)", TEST_NAMES[id],
+                     takes_arg ? "one" : "no", given);
     if (id == TS_ODD || id == TS_EVEN)
         return test_oddeven(r, line, id, v, res);
     return run_test(r, line, id, v, a, res);
@@ -2207,10 +2219,7 @@ static bool attr_path(R *r, int line, tv v, tv path, tv *out) {
             if (part[k] < '0' || part[k] > '9')
                 digits = false;
         tv key = digits ? tv_int(strtoll(part, NULL, 10)) : tv_str(part, pl);
-        if (cur.t == TV_UNDEF) {
-            *out = cur;
-            return true;
-        }
+        /* an undefined item raises here, as Jinja2's attribute getter does */
         if (!get_item(r, line, cur, key, &cur))
             return false;
         i = e + 1;

@@ -292,4 +292,18 @@ static const engine_case CASES[] = {
     {"{% with a = 1, b = x + 1 %}{{ a }}{{ b }}{% set a = 5 %}{{ a }}{% endwith %}|{{ a }}|{% with x = x * 10 %}{{ x }}{% endwith %}{{ x }}",
      "{\"x\": 2}",
      "135||202"},
+    {"{{ (-2 % f) }}|{{ 2 % -0.5 }}|{{ -0.0 % 5 }}|{{ 5.5 // 2 }}|{{ -5.5 // 2 }}|{{ -7 % 2.5 }}",
+     "{\"f\": 0.5}",
+     "0.0|-0.0|0.0|2.0|-3.0|0.5"},
+    {"{{ (m|map(attribute=\"role\")|list)|selectattr(\"role\", \"equalto\", \"user\")|list }}",
+     "{\"m\": {\"role\": \"assistant\", \"content\": \"yo\"}}",
+     NULL},
+    /* python: UndefinedError: 'str object' has no attribute 'role' */
+    {"{{ 7 is false not in (1, \"a\") }}",
+     "{}",
+     NULL},
+    /* python: TypeError: test_false() takes 1 positional argument but 2 were given */
+    {"{{ \"ab\" % {\"k\": 1} }}|{{ \"v\" % [\"b\"] }}|{{ \"%s\" % {\"k\": 1} }}\n",
+     "{}",
+     "ab|v|{'k': 1}"},
 };

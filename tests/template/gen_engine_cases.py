@@ -30,6 +30,9 @@ def strftime_now(f): return datetime.datetime(2025,3,9,12,0,0).strftime(f)
 env.filters['tojson']=tojson
 env.globals['raise_exception']=raise_exception
 env.globals['strftime_now']=strftime_now
+as_json = len(sys.argv) > 1 and sys.argv[1] == '--json'
+if as_json:
+    sys.argv.pop(1)
 cases = [l for l in open(sys.argv[1]).read().split('\n====\n') if l.strip()]
 out=[]
 for c in cases:
@@ -40,6 +43,10 @@ for c in cases:
         out.append((tpl, vars_.strip(), r, None))
     except Exception as e:
         out.append((tpl, vars_.strip(), None, type(e).__name__+': '+str(e)))
+if as_json:
+    for tpl, v, r, e in out:
+        print(json.dumps({'tpl': tpl, 'vars': v or '{}', 'expected': r}, ensure_ascii=False))
+    sys.exit(0)
 def cstr(s):
     o='"'
     for ch in s:
