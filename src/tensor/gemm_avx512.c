@@ -42,6 +42,7 @@ static inline __m512 load_w_mask(tp_dtype dt, const void *w, size_t k, __mmask16
 #define TILE_R 4
 #define TILE_C 6
 #define GEMV_PF_BYTES 12288
+#define MAX_TILES 16 /* row tiles per gemm_block call: 64 rows (dispatch.c GEMM_MB) */
 
 /* Software prefetch of the next weight panel while this one is multiplied:
  * `lines` consecutive cache lines from p per k step, in address order (the
@@ -72,6 +73,15 @@ static inline pf_spec pf_plan(const char *p, const char *end, size_t steps) {
     return pf;
 }
 
+/* The k range of one pass over a tile: [kb, ke). A GEMM with a long K runs
+ * several passes per tile (K blocking, so that the W panel stays in L1); the
+ * accumulators are parked in `state` between passes, exactly, so an element
+ * sees the same FMA sequence as in one pass. state == NULL: one pass [0, K). */
+typedef struct kseg {
+    size_t kb, ke;
+    float *state; /* R x C accumulators of 16 floats */
+} kseg;
+
 /* y[r][c] = hsum16(acc[r][c]) (+ bias[c]); four columns at a time. */
 static inline __attribute__((always_inline)) void
 store_tile(const int R, const int C, __m512 acc[][8], float *y, size_t ldy, const float *bias) {
@@ -94,19 +104,35 @@ store_tile(const int R, const int C, __m512 acc[][8], float *y, size_t ldy, cons
     }
 }
 
-/* f32 compute: out[r][c] = sum_k x[r][k] w[c][k] for an R x C tile. */
-static inline __attribute__((always_inline)) void
-tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, const char *w, size_t K,
-         float *y, size_t ldy, const float *bias, pf_spec pf) {
-    size_t es = dt == TP_DTYPE_F32 ? 4 : 2;
-    __m512 acc[TILE_R][8];
+static inline __attribute__((always_inline)) void acc_begin(const int R, const int C,
+                                                            __m512 acc[][8], kseg ks) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    size_t k = 0;
-    for (; k + 16 <= K; k += 16) {
+            acc[r][c] = ks.state && ks.kb > 0 ? _mm512_load_ps(ks.state + (r * C + c) * 16)
+                                              : _mm512_setzero_ps();
+}
+
+static inline __attribute__((always_inline)) void acc_park(const int R, const int C,
+                                                           __m512 acc[][8], kseg ks) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++)
+            _mm512_store_ps(ks.state + (r * C + c) * 16, acc[r][c]);
+}
+
+/* f32 compute: out[r][c] = sum_k x[r][k] w[c][k] for an R x C tile. */
+static inline __attribute__((always_inline)) void
+tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, const char *w, size_t K,
+         kseg ks, float *y, size_t ldy, const float *bias, pf_spec pf) {
+    size_t es = dt == TP_DTYPE_F32 ? 4 : 2;
+    __m512 acc[TILE_R][8];
+    acc_begin(R, C, acc, ks);
+    size_t ke = ks.state ? ks.ke : K;
+    size_t k = ks.state ? ks.kb : 0;
+    for (; k + 16 <= ke; k += 16) {
         if (pf.lines)
             pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
         __m512 xv[TILE_R];
@@ -121,8 +147,8 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
                 acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
         }
     }
-    if (k < K) {
-        __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+    if (k < ke) {
+        __mmask16 m = (__mmask16)((1u << (ke - k)) - 1);
         __m512 xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -135,7 +161,10 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
                 acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
         }
     }
-    store_tile(R, C, acc, y, ldy, bias);
+    if (ke < K)
+        acc_park(R, C, acc, ks);
+    else
+        store_tile(R, C, acc, y, ldy, bias);
 }
 
 /* bf16 compute (bf16 weights): VDPBF16PS over chunks of 32 k. x has already
@@ -143,15 +172,12 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
  * a multiple of 32), so every chunk is two plain loads. */
 static inline __attribute__((always_inline)) void
 tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint16_t *w, size_t K,
-          float *y, size_t ldy, const float *bias, pf_spec pf) {
+          kseg ks, float *y, size_t ldy, const float *bias, pf_spec pf) {
     __m512 acc[TILE_R][8];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    size_t k = 0;
-    for (; k + 32 <= K; k += 32) {
+    acc_begin(R, C, acc, ks);
+    size_t ke = ks.state ? ks.ke : K;
+    size_t k = ks.state ? ks.kb : 0;
+    for (; k + 32 <= ke; k += 32) {
         if (pf.lines)
             pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
         __m512bh xv[TILE_R];
@@ -166,8 +192,8 @@ tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint1
                 acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
         }
     }
-    if (k < K) {
-        __mmask32 mw = (__mmask32)((1ull << (K - k)) - 1);
+    if (k < ke) {
+        __mmask32 mw = (__mmask32)((1ull << (ke - k)) - 1);
         __m512bh xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -180,29 +206,32 @@ tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint1
                 acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
         }
     }
-    store_tile(R, C, acc, y, ldy, bias);
+    if (ke < K)
+        acc_park(R, C, acc, ks);
+    else
+        store_tile(R, C, acc, y, ldy, bias);
 }
 
 /* x is f32 for kinds 0-2 and bf16 (uint16_t) for kind 3; ldx in elements. */
-typedef void (*tile_fn)(const void *x, size_t ldx, const void *w, size_t K, float *y, size_t ldy,
-                        const float *bias, pf_spec pf);
+typedef void (*tile_fn)(const void *x, size_t ldx, const void *w, size_t K, kseg ks, float *y,
+                        size_t ldy, const float *bias, pf_spec pf);
 
 #define DEF_TILES(R, C)                                                                            \
-    static void t_f32_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
-                                size_t ldy, const float *bias, pf_spec pf) {                       \
-        tile_f32(R, C, TP_DTYPE_F32, x, ldx, w, K, y, ldy, bias, pf);                              \
+    static void t_f32_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, kseg ks,       \
+                                float *y, size_t ldy, const float *bias, pf_spec pf) {             \
+        tile_f32(R, C, TP_DTYPE_F32, x, ldx, w, K, ks, y, ldy, bias, pf);                          \
     }                                                                                              \
-    static void t_b16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
-                                size_t ldy, const float *bias, pf_spec pf) {                       \
-        tile_f32(R, C, TP_DTYPE_BF16, x, ldx, w, K, y, ldy, bias, pf);                             \
+    static void t_b16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, kseg ks,       \
+                                float *y, size_t ldy, const float *bias, pf_spec pf) {             \
+        tile_f32(R, C, TP_DTYPE_BF16, x, ldx, w, K, ks, y, ldy, bias, pf);                         \
     }                                                                                              \
-    static void t_f16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,      \
-                                size_t ldy, const float *bias, pf_spec pf) {                       \
-        tile_f32(R, C, TP_DTYPE_F16, x, ldx, w, K, y, ldy, bias, pf);                              \
+    static void t_f16_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, kseg ks,       \
+                                float *y, size_t ldy, const float *bias, pf_spec pf) {             \
+        tile_f32(R, C, TP_DTYPE_F16, x, ldx, w, K, ks, y, ldy, bias, pf);                          \
     }                                                                                              \
-    static void t_dp_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, float *y,       \
-                               size_t ldy, const float *bias, pf_spec pf) {                        \
-        tile_bf16(R, C, x, ldx, w, K, y, ldy, bias, pf);                                           \
+    static void t_dp_##R##_##C(const void *x, size_t ldx, const void *w, size_t K, kseg ks,        \
+                               float *y, size_t ldy, const float *bias, pf_spec pf) {              \
+        tile_bf16(R, C, x, ldx, w, K, ks, y, ldy, bias, pf);                                       \
     }
 #define DEF_ROW(R)                                                                                 \
     DEF_TILES(R, 1) DEF_TILES(R, 2) DEF_TILES(R, 3) DEF_TILES(R, 4) DEF_TILES(R, 5) DEF_TILES(R, 6)
@@ -261,6 +290,7 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
         float *yr = y + m0 * ldy;
         const char *end = w + n1 * K * es;
         size_t r = m1 - m0;
+        const kseg one_pass = {0, K, NULL};
         size_t cw = r == 1 ? 2 : 4; /* columns per step: more x reuse when r > 1 */
         size_t n = n0;
         for (; n < n1; n += cw) {
@@ -268,12 +298,16 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
             const char *wn = w + n * K * es;
             const char *from = wn + GEMV_PF_BYTES < end ? wn + GEMV_PF_BYTES : end;
             const char *to = from + c * K * es < end ? from + c * K * es : end;
-            tiles[kind][r - 1][c - 1](x, ldx, wn, K, yr + n, ldy, l->bias ? l->bias + n : NULL,
-                                      pf_plan(from, to, K / step));
+            tiles[kind][r - 1][c - 1](x, ldx, wn, K, one_pass, yr + n, ldy,
+                                      l->bias ? l->bias + n : NULL, pf_plan(from, to, K / step));
         }
         return;
     }
+    /* K blocks: a W panel of TILE_C rows x kc stays within ~24 KiB of L1 */
     size_t n_tiles = (m1 - m0 + TILE_R - 1) / TILE_R;
+    size_t kc = (size_t)24576 / (TILE_C * es) / 32 * 32;
+    TP_ASSERT(n_tiles <= MAX_TILES);
+    float state[MAX_TILES * TILE_R * TILE_C * 16] __attribute__((aligned(64))); /* 24 KiB */
     for (size_t n = n0; n < n1; n += TILE_C) {
         size_t c = n1 - n < TILE_C ? n1 - n : TILE_C;
         const char *wn = w + n * K * es;
@@ -282,13 +316,21 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
         size_t next_c = n + c < n1 ? (n1 - n - c < TILE_C ? n1 - n - c : TILE_C) : 0;
         size_t next_bytes = next_c * K * es;
         size_t share = (next_bytes / n_tiles + 63) / 64 * 64;
-        size_t j = 0;
-        for (size_t m = m0; m < m1; m += TILE_R, j++) {
-            size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
-            size_t from = j * share < next_bytes ? j * share : next_bytes;
-            size_t to = from + share < next_bytes ? from + share : next_bytes;
-            pf_spec pf = pf_plan(wn + c * K * es + from, wn + c * K * es + to, K / step);
-            tiles[kind][r - 1][c - 1](xc + m * ldx * xes, ldx, wn, K, y + m * ldy + n, ldy, bn, pf);
+        for (size_t kb = 0; kb < K; kb += kc) {
+            size_t ke = K - kb > kc ? kb + kc : K;
+            size_t j = 0;
+            for (size_t m = m0; m < m1; m += TILE_R, j++) {
+                size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
+                kseg ks = {kb, ke, K > kc ? state + j * TILE_R * TILE_C * 16 : NULL};
+                pf_spec pf = {NULL, NULL, 0};
+                if (K <= kc) { /* with K blocks the next panel would not fit in L1 */
+                    size_t from = j * share < next_bytes ? j * share : next_bytes;
+                    size_t to = from + share < next_bytes ? from + share : next_bytes;
+                    pf = pf_plan(wn + c * K * es + from, wn + c * K * es + to, (ke - kb) / step);
+                }
+                tiles[kind][r - 1][c - 1](xc + m * ldx * xes, ldx, wn, K, ks, y + m * ldy + n, ldy,
+                                          bn, pf);
+            }
         }
     }
 }
