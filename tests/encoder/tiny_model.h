@@ -14,6 +14,7 @@
 #define TP_TEST_TINY_MODEL_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
