@@ -549,15 +549,17 @@ static tp_status http_failure(hub *h, const meta *m, const char *file, const cha
     const char *xmsg = m->error_message[0] ? m->error_message : NULL;
     if (m->status == 401 || m->status == 403) {
         bool gated = !strcasecmp(m->error_code, "GatedRepo");
-        return tp_fail(
-            h->err, TP_ERR_NETWORK,
-            "access to %s denied (HTTP %ld%s%s): the repository is %s; %s accept its licence "
-            "on %s/%s with your account and set HF_TOKEN (or the token file $HF_HOME/token) "
-            "to an access token of that account (%s)",
-            h->repo, m->status, xmsg ? ": " : "", xmsg ? xmsg : "",
-            gated ? "gated" : "gated or private (or does not exist)",
-            m->status == 403 ? "your token has no access to it:" : "if it is gated,", h->endpoint,
-            h->repo, h->token ? "a token was sent" : "no token is set");
+        const char *what = m->status == 403 ? "the repository is gated and your token has not "
+                                              "been granted access"
+                           : gated          ? "the repository is gated"
+                                            : "the repository is gated or private (or does "
+                                              "not exist)";
+        return tp_fail(h->err, TP_ERR_NETWORK,
+                       "access to %s denied (HTTP %ld%s%s): %s. Accept its licence on %s/%s "
+                       "with your Hugging Face account, then set HF_TOKEN (or the token file "
+                       "$HF_HOME/token) to an access token of that account (%s)",
+                       h->repo, m->status, xmsg ? ": " : "", xmsg ? xmsg : "", what, h->endpoint,
+                       h->repo, h->token ? "a token was sent" : "no token is set now");
     }
     if (m->status == 404) {
         if (!strcasecmp(m->error_code, "RepoNotFound"))
