@@ -182,37 +182,41 @@ static tp_status decode_step(const tp_tokenizer *tok, const tok_decoder *d, slis
         return oom || out->b.oom ? TP_ERR_OUT_OF_MEMORY : TP_OK;
     }
     case TD_BYTEFALLBACK: {
-        uint8_t bytes[256];
-        size_t nb = 0;
-        for (size_t i = 0; i <= in->n; i++) {
+        /* a run of "<0xNN>" tokens becomes its bytes when they are valid UTF-8,
+         * else one U+FFFD per byte token (HF's ByteFallback) */
+        tp_buf bytes = {0};
+        tp_status st = TP_OK;
+        for (size_t i = 0; i <= in->n && !st; i++) {
             const char *s = i < in->n ? sl_str(in, i) : NULL;
             size_t n = i < in->n ? in->len[i] : 0;
-            int h1, h2;
-            bool is_byte = s && n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' &&
-                           s[5] == '>' && (h1 = hexv(s[3])) >= 0 && (h2 = hexv(s[4])) >= 0;
-            if (is_byte && nb < sizeof bytes) {
-                bytes[nb++] = (uint8_t)(h1 * 16 + h2);
+            int h1 = -1, h2 = -1;
+            if (s && n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>') {
+                h1 = hexv(s[3]);
+                h2 = hexv(s[4]);
+            }
+            if (h1 >= 0 && h2 >= 0) {
+                uint8_t byte = (uint8_t)(h1 * 16 + h2);
+                tp_buf_append(&bytes, &byte, 1);
                 continue;
             }
-            if (nb) {
-                if (tp_utf8_validate((const char *)bytes, nb) == nb) {
-                    if (!sl_push(out, (const char *)bytes, nb))
-                        return TP_ERR_OUT_OF_MEMORY;
+            if (bytes.len) {
+                if (tp_utf8_validate(bytes.data, bytes.len) == bytes.len) {
+                    if (!sl_push(out, bytes.data, bytes.len))
+                        st = TP_ERR_OUT_OF_MEMORY;
                 } else {
-                    for (size_t k = 0; k < nb; k++)
+                    for (size_t k = 0; k < bytes.len && !st; k++)
                         if (!sl_push(out, "\xEF\xBF\xBD", 3))
-                            return TP_ERR_OUT_OF_MEMORY;
+                            st = TP_ERR_OUT_OF_MEMORY;
                 }
-                nb = 0;
+                bytes.len = 0;
             }
-            if (is_byte) { /* a run longer than the buffer: start a new one */
-                bytes[nb++] = (uint8_t)(hexv(s[3]) * 16 + hexv(s[4]));
-                continue;
-            }
-            if (s && !sl_push(out, s, n))
-                return TP_ERR_OUT_OF_MEMORY;
+            if (s && !st && !sl_push(out, s, n))
+                st = TP_ERR_OUT_OF_MEMORY;
         }
-        return TP_OK;
+        if (bytes.oom)
+            st = TP_ERR_OUT_OF_MEMORY;
+        tp_buf_free(&bytes);
+        return st;
     }
     case TD_FUSE: {
         if (!sl_begin(out))

@@ -499,6 +499,41 @@ static void test_bytelevel_roberta(void) {
     tp_tok_free(tok);
 }
 
+static void test_byte_fallback(void) {
+    /* byte_fallback: a character outside the vocabulary becomes its UTF-8 bytes
+     * as <0xNN> tokens; the ByteFallback decoder turns a run of them back into
+     * text when it is valid UTF-8, else one U+FFFD per byte token. */
+    const char *json =
+        "{\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"ByteFallback\"},"
+        "{\"type\":\"Fuse\"}]},\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,"
+        "\"vocab\":{\"<0xE6>\":0,\"<0x9D>\":1,\"<0xB1>\":2,\"a\":3},\"merges\":[]}}";
+    tp_status st;
+    tp_error err;
+    tp_tokenizer *tok = load_json(json, NULL, &st, &err);
+    CHECK_MSG(st == TP_OK, "%s", err.message);
+    if (!tok)
+        return;
+    tp_encoding e = enc(tok, "a\xe6\x9d\xb1", NULL, true, 0, 0, &st); /* "a東" */
+    const int32_t want[] = {3, 0, 1, 2};
+    CHECK(st == TP_OK && same_ids(e.ids, e.n, want, 4));
+    tp_encoding_free(&e);
+    int32_t ids[] = {0, 1, 3};
+    char *s = dec(tok, ids, 3, false, 0);
+    CHECK(s && strcmp(s, "\xef\xbf\xbd\xef\xbf\xbd"
+                         "a") == 0);
+    free(s);
+    /* a run of 900 byte tokens (300 characters) stays one run */
+    int32_t many[900];
+    for (int i = 0; i < 900; i++)
+        many[i] = i % 3;
+    s = dec(tok, many, 900, false, 0);
+    CHECK(s && strlen(s) == 900);
+    for (int i = 0; s && i < 300; i++)
+        CHECK(memcmp(s + 3 * i, "\xe6\x9d\xb1", 3) == 0);
+    free(s);
+    tp_tok_free(tok);
+}
+
 static void test_config_variants(void) {
     const char *json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"<s>\":1},\"merges\":[]}}";
     /* bos as an AddedToken object, chat_template as a list */
@@ -667,6 +702,7 @@ int main(void) {
     test_metaspace_unk();
     test_wordpiece_style();
     test_bytelevel_roberta();
+    test_byte_fallback();
     test_config_variants();
     test_load_errors();
     test_public_api();
