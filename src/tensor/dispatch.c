@@ -100,13 +100,27 @@ typedef struct gemm_ctx {
     tp_gemm_args a;
     size_t m, n;
     size_t mb, nb; /* block sizes */
-    size_t n_mblocks;
+    size_t n_mblocks, n_nblocks;
+    size_t band; /* row blocks per band */
 } gemm_ctx;
 
 static void gemm_task(void *vctx, size_t task, int thread) {
     (void)thread;
     const gemm_ctx *c = vctx;
-    size_t bn = task / c->n_mblocks, bm = task % c->n_mblocks;
+    /* bands of `band` row blocks sweep all column blocks: the band's rows of x
+     * stay in L2/L3 across the sweep and each column block of W is reused by
+     * the band's row blocks (only the speed depends on this order) */
+    size_t per_band = c->band * c->n_nblocks, full = c->n_mblocks / c->band;
+    size_t bm, bn;
+    if (task < full * per_band) {
+        size_t b = task / per_band, r = task % per_band;
+        bn = r / c->band;
+        bm = b * c->band + r % c->band;
+    } else {
+        size_t t = task - full * per_band, rest = c->n_mblocks - full * c->band;
+        bn = t / rest;
+        bm = full * c->band + t % rest;
+    }
     size_t m0 = bm * c->mb, n0 = bn * c->nb;
     size_t m1 = m0 + c->mb < c->m ? m0 + c->mb : c->m;
     size_t n1 = n0 + c->nb < c->n ? n0 + c->nb : c->n;
@@ -146,8 +160,11 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
      * starts of the weight prefetch (each task begins on a fresh stream) */
     c.nb = m <= 4 ? 4 * GEMM_NB : GEMM_NB;
     c.n_mblocks = (m + c.mb - 1) / c.mb;
-    size_t n_nblocks = (c.n + c.nb - 1) / c.nb;
-    size_t tasks = c.n_mblocks * n_nblocks;
+    c.n_nblocks = (c.n + c.nb - 1) / c.nb;
+    /* a band of x rows of about 1 MiB */
+    size_t band_rows = ((size_t)1 << 20) / ((size_t)l->n_in * sizeof(float));
+    c.band = band_rows / c.mb ? band_rows / c.mb : 1;
+    size_t tasks = c.n_mblocks * c.n_nblocks;
     if (!pool || tasks == 1) {
         for (size_t t = 0; t < tasks; t++)
             gemm_task(&c, t, 0);
