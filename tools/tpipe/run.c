@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct chunk {
@@ -36,7 +37,8 @@ typedef struct reader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     chunk *slot;
-    bool stop; /* consumer gave up: reader must exit */
+    bool stop;     /* consumer gave up: reader must exit */
+    bool finished; /* the reader thread has returned */
 } reader;
 
 static void chunk_free(chunk *c) {
@@ -90,8 +92,7 @@ static chunk *read_chunk(reader *r) {
     return c;
 }
 
-static void *reader_main(void *arg) {
-    reader *r = arg;
+static void reader_loop(reader *r) {
     for (;;) {
         chunk *c = read_chunk(r);
         pthread_mutex_lock(&r->mu);
@@ -100,7 +101,7 @@ static void *reader_main(void *arg) {
         if (r->stop) {
             pthread_mutex_unlock(&r->mu);
             chunk_free(c);
-            return NULL;
+            return;
         }
         if (!c) { /* out of memory: hand over an error chunk made without allocation */
             static chunk oom = {NULL, 0, true, "out of memory reading the input", 0};
@@ -112,8 +113,50 @@ static void *reader_main(void *arg) {
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         if (last)
-            return NULL;
+            return;
     }
+}
+
+static void *reader_main(void *arg) {
+    reader *r = arg;
+    reader_loop(r);
+    pthread_mutex_lock(&r->mu);
+    r->finished = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Stops the reader. After a batch-level failure it may be blocked reading a
+ * slow pipe: then it is left behind (detached, its state and the input file
+ * kept) rather than holding up the exit; returns false in that case. */
+static bool reader_stop(reader *rd, pthread_t th) {
+    pthread_mutex_lock(&rd->mu);
+    rd->stop = true;
+    pthread_cond_broadcast(&rd->cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 200 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!rd->finished)
+        if (pthread_cond_timedwait(&rd->cv, &rd->mu, &until) != 0)
+            break;
+    bool finished = rd->finished;
+    pthread_mutex_unlock(&rd->mu);
+    if (!finished) {
+        pthread_detach(th);
+        return false;
+    }
+    pthread_join(th, NULL);
+    if (rd->slot && rd->slot->items)
+        chunk_free(rd->slot);
+    pthread_mutex_destroy(&rd->mu);
+    pthread_cond_destroy(&rd->cv);
+    free(rd);
+    return true;
 }
 
 static chunk *take_chunk(reader *r) {
@@ -328,18 +371,24 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
         struct stat st;
         if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
             R.total_bytes = (uint64_t)st.st_size;
-        reader rd;
-        memset(&rd, 0, sizeof rd);
-        rd.in = in;
-        rd.chunk_items = chunk_items;
-        pthread_mutex_init(&rd.mu, NULL);
-        pthread_cond_init(&rd.cv, NULL);
+        reader *rd = calloc(1, sizeof *rd);
+        if (!rd) {
+            rc = cli_fatal(cmd, "out of memory");
+            goto done;
+        }
+        rd->in = in;
+        rd->chunk_items = chunk_items;
+        pthread_mutex_init(&rd->mu, NULL);
+        pthread_cond_init(&rd->cv, NULL);
         pthread_t th;
-        if (pthread_create(&th, NULL, reader_main, &rd) != 0) {
+        if (pthread_create(&th, NULL, reader_main, rd) != 0) {
             rc = cli_fatal(cmd, "cannot start the reader thread");
+            pthread_mutex_destroy(&rd->mu);
+            pthread_cond_destroy(&rd->cv);
+            free(rd);
         } else {
             for (;;) {
-                chunk *c = take_chunk(&rd);
+                chunk *c = take_chunk(rd);
                 bool last = c->eof;
                 if (c->error[0]) {
                     rc = cli_fatal(cmd, "%s", c->error);
@@ -353,16 +402,9 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
                 if (rc || last)
                     break;
             }
-            pthread_mutex_lock(&rd.mu);
-            rd.stop = true;
-            pthread_cond_broadcast(&rd.cv);
-            pthread_mutex_unlock(&rd.mu);
-            pthread_join(th, NULL);
-            if (rd.slot && rd.slot->items)
-                chunk_free(rd.slot);
+            if (!reader_stop(rd, th))
+                in = NULL; /* still in use by the reader left behind: not closed */
         }
-        pthread_mutex_destroy(&rd.mu);
-        pthread_cond_destroy(&rd.cv);
     }
     /* the last chunk's lines, then the writer stops */
     int werr = writer_wait(&W);
