@@ -720,7 +720,8 @@ static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
     size_t n_items = 1, next = 0;
     /* CPython treats a non-tuple with __getitem__ (list, dict) as a mapping: one argument,
      * and no "not all arguments converted" error */
-    bool mapping = (args.t == TV_LIST && !args.u.l->tuple) || args.t == TV_DICT;
+    bool mapping =
+        (args.t == TV_LIST && !args.u.l->tuple) || args.t == TV_DICT || args.t == TV_UNDEF;
     if (args.t == TV_LIST && args.u.l->tuple) {
         items = args.u.l->items;
         n_items = args.u.l->n;
@@ -861,6 +862,8 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
         *out = tv_bool(res);
         return true;
     }
+    if (op == OP_MOD && a.t == TV_STR) /* str.__mod__ accepts anything, even undefined */
+        return percent_format(r, line, a, b, out);
     if (a.t == TV_UNDEF)
         return undef_fail(r, line, a, "cannot do arithmetic on an undefined value");
     if (b.t == TV_UNDEF)

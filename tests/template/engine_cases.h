@@ -303,7 +303,10 @@ static const engine_case CASES[] = {
      "{}",
      NULL},
     /* python: TypeError: test_false() takes 1 positional argument but 2 were given */
-    {"{{ \"ab\" % {\"k\": 1} }}|{{ \"v\" % [\"b\"] }}|{{ \"%s\" % {\"k\": 1} }}\n",
+    {"{{ \"ab\" % {\"k\": 1} }}|{{ \"v\" % [\"b\"] }}|{{ \"%s\" % {\"k\": 1} }}",
      "{}",
      "ab|v|{'k': 1}"},
+    {"{{ \"x\" % u }}|{{ \"%s\" % u }}|{{ \"%r\" % u }}\n",
+     "{}",
+     "x||Undefined"},
 };
