@@ -25,6 +25,10 @@ tp_status tp_template_compile(const char *src, size_t len, const char *name, tp_
         *out = NULL;
     if (!src || !out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_template_compile: NULL argument");
+    size_t bad = tp_utf8_validate(src, len);
+    if (bad != len)
+        return tp_fail(err, TP_ERR_TEMPLATE, "%s%stemplate is not valid UTF-8 (byte %zu)",
+                       name ? name : "", name ? ": " : "", bad);
     tp_template *t = calloc(1, sizeof *t);
     if (!t)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "template: out of memory");

@@ -1111,6 +1111,11 @@ static bool jvalue(jrd *r, tv *out, int depth) {
 }
 
 bool tpl_from_json(tpl_arena *a, const char *json, size_t len, tv *out, char *msg, size_t msg_cap) {
+    size_t bad = tp_utf8_validate(json, len);
+    if (bad != len) {
+        snprintf(msg, msg_cap, "invalid UTF-8 at byte %zu", bad);
+        return false;
+    }
     jrd r = {a, json, len, 0, msg, msg_cap, false};
     if (!jvalue(&r, out, 0))
         return false;

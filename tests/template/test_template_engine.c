@@ -241,6 +241,11 @@ static void test_vars_api(void) {
     CHECK(tp_template_vars_set_json(v, "bad", "[1, 2", 5, &err) == TP_ERR_INPUT &&
           strstr(err.message, "bad"));
     CHECK(tp_template_vars_set_json_fields(v, "[1]", 3, NULL, &err) == TP_ERR_INPUT);
+    CHECK(tp_template_vars_set_json(v, "bad", "\"a\xff\"", 4, &err) == TP_ERR_INPUT &&
+          strstr(err.message, "UTF-8"));
+    tp_template *bad_t = NULL;
+    CHECK(tp_template_compile("ok \xc3", 4, "bad", &bad_t, &err) == TP_ERR_TEMPLATE &&
+          strstr(err.message, "UTF-8") && bad_t == NULL);
     const tp_template_vars *layers[2] = {v, base};
     char *out = NULL;
     CHECK(tp_template_render(t, layers, 2, NULL, &out, NULL, &err) == TP_OK);
