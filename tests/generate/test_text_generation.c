@@ -376,8 +376,8 @@ static void test_defaults(tp_model *m) {
 }
 
 static void test_kv_budget_rss(const char *dir) {
-    /* 8 KiB of KV per token: 48 items x ~100 tokens want ~40 MB at once. */
-    if (mkmodel(dir, "--heads 8 --kv-heads 8 --head-dim 64") != 0) {
+    /* 32 KiB of KV per token: 32 items x ~60 tokens want ~60 MiB at once. */
+    if (mkmodel(dir, "--layers 4 --heads 8 --kv-heads 8 --head-dim 128") != 0) {
         CHECK_MSG(0, "tp_mkmodel failed");
         return;
     }
@@ -388,17 +388,15 @@ static void test_kv_budget_rss(const char *dir) {
     CHECK(tp_model_load(dir, &mp, &m, &err) == TP_OK);
     if (!m)
         return;
-    enum { N = 48 };
+    enum { N = 32 };
     const char *prompts[N];
     tp_gen_options o[N];
     for (int i = 0; i < N; i++) {
         prompts[i] = kPrompts[i % 16];
         o[i] = tp_gen_options_unset();
-        o[i].max_new_tokens = 80;
+        o[i].max_new_tokens = 48;
         o[i].temperature = 0.7f;
         o[i].seed = i;
-        o[i].stop_ids = (const int32_t[]){-1};
-        o[i].n_stop_ids = 1;
     }
     tp_generate_params p = tp_generate_default_params();
     p.kv_budget = (size_t)4 << 20;
@@ -416,8 +414,14 @@ static void test_kv_budget_rss(const char *dir) {
     long grew_kb = vm_hwm_kb() - before;
     CHECK_MSG(st.kv_peak_bytes <= p.kv_budget, "KV peak %zu > budget %zu", st.kv_peak_bytes,
               p.kv_budget);
-    /* All KV at once would be ~N * 100 tokens * 8 KiB = 38 MiB. */
+    /* All KV at once would be ~N * 60 tokens * 32 KiB = 60 MiB. (Under
+     * AddressSanitizer freed memory sits in quarantine and shadow pages add up:
+     * RSS says nothing there, only the KV peak above is checked.) */
+#if defined(__SANITIZE_ADDRESS__)
+    printf("note: RSS bound not checked under AddressSanitizer (grew %ld KiB)\n", grew_kb);
+#else
     CHECK_MSG(grew_kb < 24 * 1024, "peak RSS grew by %ld KiB with a 4 MiB KV budget", grew_kb);
+#endif
     p.kv_budget = 0;
     p.max_batch = 64;
     CHECK(tp_completion_batch(m, prompts, N, &p, o, ref, NULL, &err) == TP_OK);
