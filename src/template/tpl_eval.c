@@ -1739,7 +1739,7 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
                      "method '%s' would modify %s value, which the template sandbox does not "
                      "allow (unsupported)",
                      name, type_label(self));
-    const tv *a0 = arg(&a, 0, NULL), *a1 = arg(&a, 1, NULL);
+    const tv *a0 = arg(&a, 0, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s.%s()", tpl_type_name(self), name);
     if (self.t == TV_STR) {
@@ -2019,7 +2019,6 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
         *out = a.pos[self.u.loop->index0 % a.npos];
         return true;
     }
-    (void)a1;
     return rfail(r, line, "%s value has no method '%s'", type_label(self), name);
 }
 
@@ -2236,8 +2235,6 @@ static bool apply_filter(R *r, frame *f, const tpl_node *fn, tv v, tv *out);
 typedef struct {
     R *r;
     int line;
-    bool case_sensitive;
-    bool failed;
     const tv *keys;
 } sort_ctx;
 
@@ -2283,7 +2280,7 @@ static bool sort_values(R *r, int line, const tv *items, size_t n, const tv *key
         return check_mem(r, line);
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
-    sort_ctx c = {r, line, false, false, keys};
+    sort_ctx c = {r, line, keys};
     if (!msort(&c, idx, tmp, n))
         return false;
     tv l = mklist(r, n);
@@ -2575,15 +2572,9 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         return check_mem(r, line);
     }
     case F_STRING:
-    case F_SAFE:
+    case F_SAFE: /* no autoescape: safe is the string itself */
         if (!args_check(r, line, a, 0, NULL, what))
             return false;
-        if (id == F_SAFE && v.t != TV_UNDEF) {
-            *out = v.t == TV_STR ? v : v;
-            if (v.t != TV_STR)
-                return to_str(r, line, v, out);
-            return true;
-        }
         return to_str(r, line, v, out);
     case F_LOWER:
     case F_UPPER:

@@ -235,7 +235,6 @@ static bool unescape(P *p, const char *s, size_t n, int line, tok *out) {
     return true;
 }
 
-static const char *const OPS3[] = {NULL};
 static const char *const OPS2[] = {"//", "**", "==", "!=", ">=", "<=", NULL};
 static const char OPS1[] = "+-/*%~[](){}><=.:|,;";
 
@@ -247,7 +246,6 @@ static bool lex_tag(P *p, size_t *ip, int *line, char kind, bool *ends_with_nl) 
     const char *s = p->src;
     size_t n = p->n, i = *ip;
     int balance = 0;
-    (void)OPS3;
     for (;;) {
         /* whitespace */
         while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
@@ -261,8 +259,7 @@ static bool lex_tag(P *p, size_t *ip, int *line, char kind, bool *ends_with_nl) 
                          kind == 'v' ? "}}" : "%}");
         if (balance == 0) {
             const char *end = kind == 'v' ? "}}" : "%}";
-            bool minus = s[i] == '-' && i + 2 < n + 0 && i + 2 <= n && i + 3 <= n &&
-                         memcmp(s + i + 1, end, 2) == 0;
+            bool minus = s[i] == '-' && i + 3 <= n && memcmp(s + i + 1, end, 2) == 0;
             bool plus = kind == 'b' && s[i] == '+' && i + 3 <= n && memcmp(s + i + 1, end, 2) == 0;
             bool plain = i + 2 <= n && memcmp(s + i, end, 2) == 0;
             if (minus || plus || plain) {
