@@ -1242,9 +1242,17 @@ static tp_status encode_text(tp_tok_scratch *S, const char *text, size_t len, tp
             if (!tstr_reserve(piece, pb - pa))
                 return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
             memcpy(piece->s, text + pa, pb - pa);
-            for (size_t i = 0; i < pb - pa; i++) {
-                piece->os[i] = (uint32_t)(pa + i);
-                piece->oe[i] = (uint32_t)(pa + i + 1);
+            /* every byte of a character maps to the whole character (as HF's
+             * alignments do), so a token holding part of a character (byte-level
+             * or byte fallback) gets the character's offsets */
+            for (size_t i = 0; i < pb - pa;) {
+                uint8_t c = (uint8_t)text[pa + i];
+                size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+                for (size_t b = 0; b < l; b++) {
+                    piece->os[i + b] = (uint32_t)(pa + i);
+                    piece->oe[i + b] = (uint32_t)(pa + i + l);
+                }
+                i += l;
             }
             piece->n = pb - pa;
             if (tok->has_normalizer) {

@@ -129,6 +129,13 @@ static void test_qwen3(void) {
     e = enc(tok, "a<think>b", NULL, false, 0, 0, &st);
     CHECK(st == TP_OK && e.n == 3 && e.ids[1] == 151667 && e.offsets[2] == 1 && e.offsets[3] == 8);
     tp_encoding_free(&e);
+    /* a character split over byte-level tokens: each part has the character's
+     * offsets (HF: alignments are per character) */
+    e = enc(tok, "a\xf0\x92\x80\x80", NULL, false, 0, 0, &st); /* "a" + U+12000 */
+    CHECK(st == TP_OK && e.n >= 3);
+    for (size_t i = 1; st == TP_OK && i < e.n; i++)
+        CHECK(e.offsets[2 * i] == 1 && e.offsets[2 * i + 1] == 5);
+    tp_encoding_free(&e);
     e = enc(tok, "cafe\xcc\x81", NULL, false, 0, 0, &st); /* "café" in NFD: 6 bytes */
     CHECK(st == TP_OK && e.n >= 1 && e.offsets[2 * (e.n - 1) + 1] == 6);
     tp_encoding_free(&e);
