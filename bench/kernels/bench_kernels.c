@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < M * K; i++)
                 x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
             double flops = 2.0 * (double)M * (double)K * (double)N;
-            double mt = N > 100000 ? 0.0 : 0.3;
+            double mt = N > 100000 ? 0.0 : 0.15;
             double g1 = flops / time_matmul(&w32, x, y, M, TP_COMPUTE_F32, mt) / 1e9;
             double g2 = flops / time_matmul(&w16, x, y, M, TP_COMPUTE_F32, mt) / 1e9;
             double g3 =
@@ -323,9 +323,9 @@ int main(int argc, char **argv) {
                 x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
             double flops = 2.0 * (double)M * (double)K * (double)N;
             double b32 = (double)K * N * 4, b16 = (double)K * N * 2;
-            double t1 = time_matmul(&w32, x, y, M, TP_COMPUTE_F32, 0.25);
-            double t2 = time_matmul(&w16, x, y, M, TP_COMPUTE_F32, 0.25);
-            double t3 = has_bf16 ? time_matmul(&w16, x, y, M, TP_COMPUTE_BF16, 0.25) : 1e30;
+            double t1 = time_matmul(&w32, x, y, M, TP_COMPUTE_F32, 0.12);
+            double t2 = time_matmul(&w16, x, y, M, TP_COMPUTE_F32, 0.12);
+            double t3 = has_bf16 ? time_matmul(&w16, x, y, M, TP_COMPUTE_BF16, 0.12) : 1e30;
             double gb = 0;
 #ifdef TP_HAVE_OPENBLAS
             gb = flops / time_sgemm(w32.w, x, y, M, K, N, 0.1) / 1e9; /* L3-resident: one copy */

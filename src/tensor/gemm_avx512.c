@@ -306,6 +306,11 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
     /* K blocks: a W panel of TILE_C rows x kc stays within ~24 KiB of L1 */
     size_t n_tiles = (m1 - m0 + TILE_R - 1) / TILE_R;
     size_t kc = (size_t)24576 / (TILE_C * es) / 32 * 32;
+    /* a slightly larger panel in one pass (with the next-panel prefetch) beats
+     * two passes, except for the dot-product kernel whose x tile is bf16 too
+     * (measured: docs/kernels.md) */
+    if (K <= (kind == 3 ? kc : kc + kc / 2))
+        kc = K;
     TP_ASSERT(n_tiles <= MAX_TILES);
     float state[MAX_TILES * TILE_R * TILE_C * 16] __attribute__((aligned(64))); /* 24 KiB */
     for (size_t n = n0; n < n1; n += TILE_C) {
@@ -321,9 +326,9 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
             size_t j = 0;
             for (size_t m = m0; m < m1; m += TILE_R, j++) {
                 size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
-                kseg ks = {kb, ke, K > kc ? state + j * TILE_R * TILE_C * 16 : NULL};
+                kseg ks = {kb, ke, kc < K ? state + j * TILE_R * TILE_C * 16 : NULL};
                 pf_spec pf = {NULL, NULL, 0};
-                if (K <= kc) { /* with K blocks the next panel would not fit in L1 */
+                if (kc == K) { /* with K blocks the next panel would not fit in L1 */
                     size_t from = j * share < next_bytes ? j * share : next_bytes;
                     size_t to = from + share < next_bytes ? from + share : next_bytes;
                     pf = pf_plan(wn + c * K * es + from, wn + c * K * es + to, (ke - kb) / step);

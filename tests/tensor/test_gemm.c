@@ -225,7 +225,7 @@ int main(void) {
     check_prepare_errors();
     shape shapes[] = {{1, 1, 1},     {3, 17, 5},    {17, 63, 33}, {63, 64, 63},   {1, 1152, 70},
                       {5, 100, 130}, {4, 33, 17},   {2, 257, 31}, {4097, 40, 19}, {3, 17, 4097},
-                      {2, 4097, 5},  {9, 2100, 13}, {6, 1100, 8}};
+                      {2, 4097, 5},  {9, 2100, 13}, {6, 1100, 8}, {5, 3100, 7}};
     size_t n_shapes = sizeof shapes / sizeof shapes[0];
     tp_dtype dtypes[3] = {TP_DTYPE_F32, TP_DTYPE_BF16, TP_DTYPE_F16};
     for (int ii = 0; ii < n_isa; ii++) {
