@@ -1319,6 +1319,50 @@ static tp_status add_template(tp_tokenizer *tok, const char *name, const char *s
     return TP_OK;
 }
 
+/* Special tokens tokenizer_config.json does not set: from
+ * special_tokens_map.json (as transformers reads it), then the model's
+ * unk_token. */
+static tp_status load_special_map(tp_tokenizer *tok, const char *dir, tp_error *err) {
+    struct {
+        const char *key;
+        tp_tok_special_token *t;
+    } keys[] = {{"bos_token", &tok->info.bos}, {"eos_token", &tok->info.eos},
+                {"pad_token", &tok->info.pad}, {"cls_token", &tok->info.cls},
+                {"sep_token", &tok->info.sep}, {"mask_token", &tok->info.mask},
+                {"unk_token", &tok->info.unk}};
+    char *path = tp_path_join(dir, "special_tokens_map.json");
+    tp_status st = TP_OK;
+    if (!path)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    if (tp_file_exists(path)) {
+        char *data = NULL;
+        size_t len = 0;
+        if ((st = tp_read_file(path, &data, &len, err))) {
+            free(path);
+            return st;
+        }
+        cJSON *m = cJSON_ParseWithLength(data, len);
+        free(data);
+        if (!cJSON_IsObject(m)) {
+            cJSON_Delete(m);
+            st = tp_fail(err, TP_ERR_FORMAT, "%s: malformed JSON (expected an object)", path);
+            free(path);
+            return st;
+        }
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !st; i++)
+            if (!keys[i].t->text &&
+                set_special(tok, keys[i].t,
+                            token_text(cJSON_GetObjectItemCaseSensitive(m, keys[i].key))))
+                st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        cJSON_Delete(m);
+    }
+    free(path);
+    if (!st && !tok->info.unk.text && tok->unk_id != TOK_NONE &&
+        set_special(tok, &tok->info.unk, tok->pool + tok->model_off[tok->unk_id]))
+        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    return st;
+}
+
 static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) {
     char *path = tp_path_join(dir, "tokenizer_config.json");
     char *data = NULL;
@@ -1750,7 +1794,7 @@ tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err) {
     }
     if ((st = build(&L, err)))
         goto done;
-    if ((st = load_config(tok, dir, err)))
+    if ((st = load_config(tok, dir, err)) || (st = load_special_map(tok, dir, err)))
         goto done;
 done:
     free(data);

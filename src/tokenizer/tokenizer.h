@@ -28,15 +28,17 @@
 
 /* ---- loading ---- */
 
-/* Loads dir/tokenizer.json, dir/tokenizer_config.json (optional) and
- * dir/chat_template.jinja (optional). Errors: TP_ERR_NOT_FOUND (no
+/* Loads dir/tokenizer.json, dir/tokenizer_config.json, dir/special_tokens_map.json
+ * and dir/chat_template.jinja (all but the first optional). Errors: TP_ERR_NOT_FOUND (no
  * tokenizer.json), TP_ERR_FORMAT (malformed: names file and field),
  * TP_ERR_UNSUPPORTED (a component type tpipe does not implement: names it),
  * TP_ERR_OUT_OF_MEMORY. Free with tp_tok_free. */
 tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err);
 void tp_tok_free(tp_tokenizer *tok);
 
-/* ---- special tokens and settings (from tokenizer_config.json, else tokenizer.json) ---- */
+/* ---- special tokens and settings ----
+ * From tokenizer_config.json; tokens it does not set come from
+ * special_tokens_map.json, and unk from tokenizer.json's model.unk_token. */
 
 typedef struct tp_tok_special_token {
     const char *text; /* NULL when not set */

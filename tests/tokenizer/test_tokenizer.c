@@ -564,6 +564,36 @@ static void test_config_variants(void) {
         tp_encoding_free(&e);
         tp_tok_free(tok);
     }
+    /* special tokens from special_tokens_map.json when the config lacks them;
+     * unk from the model */
+    {
+        const char *js =
+            "{\"model\":{\"type\":\"BPE\",\"unk_token\":\"?\",\"vocab\":{\"a\":0,\"<s>\":1,"
+            "\"?\":2},\"merges\":[]}}";
+        const char *d2 = write_tok(js, "{\"eos_token\":\"a\"}");
+        char p2[512];
+        snprintf(p2, sizeof p2, "%s/special_tokens_map.json", d2);
+        FILE *f2 = fopen(p2, "wb");
+        if (f2) {
+            fputs("{\"bos_token\":{\"content\":\"<s>\"},\"eos_token\":\"<s>\"}", f2);
+            fclose(f2);
+        }
+        tok = NULL;
+        CHECK(tp_tok_load(d2, &tok, &err) == TP_OK);
+        const tp_tok_info *in = tok ? tp_tok_get_info(tok) : NULL;
+        CHECK(in && in->bos.id == 1 && in->eos.id == 0 && in->unk.id == 2); /* config wins */
+        tp_tok_free(tok);
+        f2 = fopen(p2, "wb");
+        if (f2) {
+            fputs("[1,", f2);
+            fclose(f2);
+        }
+        tok = NULL;
+        CHECK(tp_tok_load(d2, &tok, &err) == TP_ERR_FORMAT &&
+              strstr(err.message, "special_tokens_map.json"));
+        unlink(p2);
+        rm_tok(d2);
+    }
     /* chat_template.jinja when the config has none */
     const char *d = write_tok(json, "{}");
     char p[512];
