@@ -36,6 +36,9 @@ typedef struct dec_layer {
     float *post_ff_norm;      /* (D) Gemma3 only */
     tp_linear w_gate;         /* (F, D) */
     tp_linear w_up;           /* (F, D) */
+    tp_linear w_gate_up;      /* (2F, D) [gate; up] when the checkpoint stores up_proj
+                                 right after gate_proj (one GEMM instead of two), else
+                                 w = NULL */
     tp_linear w_down;         /* (D, F) */
     float *bq, *bk, *bv, *bo; /* biases when attention_bias (else NULL) */
     const float *inv_freq;    /* (Dh/2) RoPE frequencies of this layer */
@@ -229,6 +232,7 @@ void tp_decoder_free(tp_net *net) {
             release_linear(&ly->wo);
             release_linear(&ly->w_gate);
             release_linear(&ly->w_up);
+            release_linear(&ly->w_gate_up);
             release_linear(&ly->w_down);
         }
         free(d->layers);
@@ -370,6 +374,21 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
             (st = get_linear(a, p, "mlp.up_proj.weight", li, F, D, &ly->w_up, err)) ||
             (st = get_linear(a, p, "mlp.down_proj.weight", li, D, F, &ly->w_down, err)))
             goto fail;
+        /* Sorted by name, up_proj usually follows gate_proj in the file with
+         * nothing between: then [gate; up] is one (2F, D) matrix in place, the
+         * [gate | up] layout tp_glu reads. Each output element is the same
+         * function of (x row, W row) either way, so results are identical. */
+        size_t wbytes = (size_t)F * (size_t)D * tp_dtype_size(ly->w_gate.dtype);
+        if (ly->w_up.dtype == ly->w_gate.dtype &&
+            (const char *)ly->w_gate.w + wbytes == (const char *)ly->w_up.w) {
+            ly->w_gate_up = ly->w_gate;
+            ly->w_gate_up.packed = NULL;
+            ly->w_gate_up.n_out = 2 * F;
+            if ((st = tp_linear_prepare(&ly->w_gate_up, a->compute, err)))
+                goto fail;
+            tp_linear_release(&ly->w_gate);
+            tp_linear_release(&ly->w_up);
+        }
         if (p->sandwich_norms && ((st = get_vec(a, p, "pre_feedforward_layernorm.weight", li, D,
                                                 &ly->pre_ff_norm, err)) ||
                                   (st = get_vec(a, p, "post_feedforward_layernorm.weight", li, D,
@@ -598,8 +617,12 @@ static tp_status dec_forward(const tp_net *net, const tp_dec_seq *seqs, size_t n
         tp_add(x, h, T * D);
         tp_rmsnorm(x, p->sandwich_norms ? ly->pre_ff_norm : ly->post_attn_norm, h, T, D, p->eps,
                    p1);
-        tp_matmul(pool, &ly->w_gate, h, D, gu, 2 * F, T, cm);
-        tp_matmul(pool, &ly->w_up, h, D, gu + F, 2 * F, T, cm);
+        if (ly->w_gate_up.w) {
+            tp_matmul(pool, &ly->w_gate_up, h, D, gu, 2 * F, T, cm);
+        } else {
+            tp_matmul(pool, &ly->w_gate, h, D, gu, 2 * F, T, cm);
+            tp_matmul(pool, &ly->w_up, h, D, gu + F, 2 * F, T, cm);
+        }
         tp_glu(gu, act, T, F, p->act);
         tp_matmul(pool, &ly->w_down, act, F, h, D, T, cm);
         if (p->sandwich_norms)
