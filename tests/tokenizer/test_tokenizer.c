@@ -541,6 +541,144 @@ static void test_byte_fallback(void) {
     tp_tok_free(tok);
 }
 
+/* ---- components one by one ----
+ * A tokenizer whose vocabulary holds exactly the pieces a component should
+ * produce, with ignore_merges: a word that is in the vocabulary becomes one
+ * token, anything else falls apart into characters or <unk>. So the tokens,
+ * joined with '|', show the splits (and normalizations) directly. The
+ * expected strings are worked out from the HF rules by hand. */
+static char *pieces(const char *normalizer, const char *pretok, const char *vocab_csv,
+                    const char *text) {
+    char vocab[2048] = "\"<unk>\":0";
+    int id = 1;
+    char item[128];
+    for (const char *p = vocab_csv; *p;) {
+        const char *e = strchr(p, '|');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        snprintf(item, sizeof item, ",\"%.*s\":%d", (int)n, p, id++);
+        strncat(vocab, item, sizeof vocab - strlen(vocab) - 1);
+        p += n + (e ? 1 : 0);
+    }
+    char json[4096];
+    snprintf(json, sizeof json,
+             "{\"normalizer\":%s,\"pre_tokenizer\":%s,\"model\":{\"type\":\"BPE\","
+             "\"unk_token\":\"<unk>\",\"ignore_merges\":true,\"vocab\":{%s},\"merges\":[]}}",
+             normalizer, pretok, vocab);
+    tp_status st;
+    tp_error err;
+    tp_tokenizer *tok = load_json(json, NULL, &st, &err);
+    if (!tok) {
+        fprintf(stderr, "pieces: %s\n", err.message);
+        return NULL;
+    }
+    tp_encoding e = enc(tok, text, NULL, false, 0, 0, &st);
+    tp_buf b = {0};
+    for (size_t i = 0; st == TP_OK && i < e.n; i++) {
+        if (i)
+            tp_buf_puts(&b, "|");
+        tp_buf_puts(&b, tp_tok_id_to_token(tok, e.ids[i]));
+    }
+    tp_encoding_free(&e);
+    tp_tok_free(tok);
+    return tp_buf_take(&b);
+}
+
+static void check_pieces(const char *normalizer, const char *pretok, const char *vocab,
+                         const char *text, const char *want) {
+    char *got = pieces(normalizer, pretok, vocab, text);
+    CHECK_MSG(got && strcmp(got, want) == 0, "%s / %s on '%s': got '%s', want '%s'", normalizer,
+              pretok, text, got ? got : "(error)", want);
+    free(got);
+}
+
+static void test_components(void) {
+    const char *V = "a|b|c|-|a-|b-|-b|-c|--";
+
+    char pt[256];
+    struct {
+        const char *beh, *inv, *want;
+    } sc[] = {
+        {"Removed", "false", "a|b|c"},
+        {"Isolated", "false", "a|-|b|-|-|c"},
+        {"MergedWithPrevious", "false", "a-|b-|-|c"},
+        {"MergedWithNext", "false", "a|-b|-|-c"},
+        {"Contiguous", "false", "a|-|b|--|c"},
+        {"Removed", "true", "-|-|-"},
+    };
+    for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
+        snprintf(pt, sizeof pt,
+                 "{\"type\":\"Split\",\"pattern\":{\"String\":\"-\"},\"behavior\":\"%s\","
+                 "\"invert\":%s}",
+                 sc[i].beh, sc[i].inv);
+        check_pieces("null", pt, V, "a-b--c", sc[i].want);
+    }
+    /* regex Split (PCRE2), Isolated */
+    check_pieces(
+        "null", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\d+\"},\"behavior\":\"Isolated\"}",
+        "ab|12|c|3", "ab12c3", "ab|12|c|3");
+    check_pieces("null", "{\"type\":\"Digits\",\"individual_digits\":false}", "ab|123|c|45",
+                 "ab123c45", "ab|123|c|45");
+    check_pieces("null", "{\"type\":\"Digits\",\"individual_digits\":true}", "ab|1|2|3|c", "ab123c",
+                 "ab|1|2|3|c");
+    check_pieces("null", "{\"type\":\"WhitespaceSplit\"}", "a|b|c", "a  b\tc ", "a|b|c");
+    check_pieces("null", "{\"type\":\"Whitespace\"}", "ab|,|cd|!", "ab, cd!", "ab|,|cd|!");
+    /* Metaspace without split: one word, ▁ prepended (first) */
+    check_pieces("null",
+                 "{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",\"prepend_scheme\":"
+                 "\"first\",\"split\":false}",
+                 "\\u2581a\\u2581b", "a b",
+                 "\xe2\x96\x81"
+                 "a"
+                 "\xe2\x96\x81"
+                 "b");
+    /* Sequence of pre-tokenizers: split on spaces, then digits */
+    check_pieces("null",
+                 "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"WhitespaceSplit\"},"
+                 "{\"type\":\"Digits\",\"individual_digits\":true}]}",
+                 "x|1|2|y", "x12 y", "x|1|2|y");
+    /* normalizers */
+    check_pieces("{\"type\":\"NFKC\"}", "null", "fiA",
+                 "\xef\xac\x81"
+                 "A",
+                 "fiA"); /* ﬁ */
+    check_pieces("{\"type\":\"NFD\"}", "null", "e\\u0301", "\xc3\xa9", "e\xcc\x81");
+    check_pieces("{\"type\":\"NFC\"}", "null", "\\u00e9", "e\xcc\x81", "\xc3\xa9");
+    check_pieces("{\"type\":\"NFKD\"}", "null", "fi", "\xef\xac\x81", "fi");
+    check_pieces("{\"type\":\"Lowercase\"}", "null", "\\u00e0b",
+                 "\xc3\x80"
+                 "B",
+                 "\xc3\xa0"
+                 "b");
+    check_pieces("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"\\\\d+\"},\"content\":\"#\"}",
+                 "null", "a#b#", "a12b3", "a#b#");
+    check_pieces("{\"type\":\"Prepend\",\"prepend\":\"_\"}", "null", "_ab", "ab", "_ab");
+    check_pieces("{\"type\":\"Strip\",\"strip_left\":true,\"strip_right\":false}", "null", "ab ",
+                 " \t ab ", "ab ");
+    check_pieces("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Lowercase\"},"
+                 "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"-\"}]}",
+                 "null", "a-b", "A B", "a-b");
+}
+
+static void test_decoders(void) {
+    /* Strip (one leading '_'), Replace (regex), Sequence: tokens "_ab" "_c1" */
+    const char *json =
+        "{\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Strip\",\"content\":\"_\","
+        "\"start\":1,\"stop\":0},{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"[0-9]\"},"
+        "\"content\":\"<d>\"},{\"type\":\"Fuse\"}]},\"model\":{\"type\":\"BPE\",\"vocab\":"
+        "{\"__ab\":0,\"_c1\":1,\"x\":2},\"merges\":[]}}";
+    tp_status st;
+    tp_error err;
+    tp_tokenizer *tok = load_json(json, NULL, &st, &err);
+    CHECK_MSG(st == TP_OK, "%s", err.message);
+    if (!tok)
+        return;
+    int32_t ids[] = {0, 1, 2};
+    char *s = dec(tok, ids, 3, false, 0);
+    CHECK(s && strcmp(s, "_abc<d>x") == 0);
+    free(s);
+    tp_tok_free(tok);
+}
+
 static void test_config_variants(void) {
     const char *json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"<s>\":1},\"merges\":[]}}";
     /* bos as an AddedToken object, chat_template as a list */
@@ -740,6 +878,8 @@ int main(void) {
     test_wordpiece_style();
     test_bytelevel_roberta();
     test_byte_fallback();
+    test_components();
+    test_decoders();
     test_config_variants();
     test_load_errors();
     test_public_api();
