@@ -1346,7 +1346,7 @@ static void post_emit(const tok_post *p, bool add, seqv A, const seqv *B, tp_enc
     if (!add || p->kind == TPP_NONE || p->kind == TPP_BYTELEVEL) {
         emit_seq(A, 0, 0, e, k);
         if (B)
-            emit_seq(*B, 1, p->kind == TPP_NONE || !add ? 0 : 1, e, k);
+            emit_seq(*B, 1, 0, e, k); /* HF default_process: type ids stay 0 */
         return;
     }
     switch (p->kind) {
