@@ -404,12 +404,19 @@ static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t kof
                 b++;
             }
         }
+        /* three passes over the group's queries — scores, softmax update,
+         * values — so that the independent work of different queries sits
+         * side by side for the out-of-order core instead of one query's long
+         * dependency chain at a time (each query's arithmetic is unchanged) */
+        int a0s[AQ], a1s[AQ];
+        __m512 svs[AQ];
         for (int t = 0; t < nq; t++) {
             int a0 = qs[t].lo > c0 ? qs[t].lo - c0 : 0;
             int a1 = qs[t].hi < c0 + 15 ? qs[t].hi - c0 : 15;
+            a0s[t] = a0;
+            a1s[t] = a1;
             if (a0 > a1)
                 continue; /* nothing visible in this chunk */
-            __mmask16 cm = (__mmask16)(((1u << (a1 + 1)) - 1) & ~((1u << a0) - 1));
             __m512 qv[ATTN_MAX_VEC];
             for (int v = 0; v < nv; v++)
                 qv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, qs[t].q + v * 16);
@@ -442,7 +449,16 @@ static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t kof
                     break;
                 }
             }
-            sv = _mm512_mul_ps(sv, vscale);
+            svs[t] = sv;
+        }
+        float pjs[AQ][16] __attribute__((aligned(64)));
+        __m512 alphas[AQ];
+        for (int t = 0; t < nq; t++) {
+            int a0 = a0s[t], a1 = a1s[t];
+            if (a0 > a1)
+                continue;
+            __mmask16 cm = (__mmask16)(((1u << (a1 + 1)) - 1) & ~((1u << a0) - 1));
+            __m512 sv = _mm512_mul_ps(svs[t], vscale);
             if (p->softcap > 0.0f) {
                 __m512 cap = _mm512_set1_ps(p->softcap);
                 sv = _mm512_mul_ps(cap, tanh512(_mm512_div_ps(sv, cap)));
@@ -454,10 +470,12 @@ static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t kof
             __m512 alpha = exp512(_mm512_set1_ps(m[t] - m_new));
             l[t] = l[t] * _mm512_cvtss_f32(alpha) + hsum16(pv);
             m[t] = m_new;
-            float pj[16];
-            _mm512_storeu_ps(pj, pv);
-            attn_accum_v(acc[t], nv, last, alpha, pj, vr, a0, a1);
+            alphas[t] = alpha;
+            _mm512_store_ps(pjs[t], pv);
         }
+        for (int t = 0; t < nq; t++)
+            if (a0s[t] <= a1s[t])
+                attn_accum_v(acc[t], nv, last, alphas[t], pjs[t], vr, a0s[t], a1s[t]);
     }
     for (int t = 0; t < nq; t++) {
         __m512 vl = _mm512_set1_ps(l[t]);
