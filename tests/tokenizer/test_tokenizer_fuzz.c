@@ -8,6 +8,7 @@
  *     word cache and the long-word cut give the same ids and offsets as plain
  *     BPE (word_cache = false), and
  *     for Qwen3 decode(encode(s)) == NFC(s) (NFC by utf8proc directly);
+ *   - batches give the same ids with 1 thread and with 3;
  *   - random ids: decode succeeds with valid UTF-8, and streaming them gives
  *     whole UTF-8 chunks whose concatenation is the full decode;
  *   - a long single-"word" Gemma 3 input (when ../shared is present) encodes;
@@ -196,6 +197,29 @@ static void fuzz(const char *dir, bool roundtrip, int iters) {
         tp_tok_stream_free(ds);
         free(full);
     }
+    /* batch: the same results with 1 thread and with a pool of 3 */
+    enum { NB = 96 };
+    char *texts[NB];
+    for (int i = 0; i < NB; i++) {
+        texts[i] = malloc(4096);
+        if (texts[i])
+            random_unicode(texts[i], 200);
+    }
+    tp_encoding b1[NB], b3[NB];
+    tp_pool *pool = tp_pool_create(3, &err);
+    CHECK(pool && tp_tok_encode_batch(tok, NULL, (const char *const *)texts, NULL, NB, NULL, b1,
+                                      &err) == TP_OK);
+    CHECK(pool && tp_tok_encode_batch(tok, pool, (const char *const *)texts, NULL, NB, NULL, b3,
+                                      &err) == TP_OK);
+    for (int i = 0; pool && i < NB; i++) {
+        CHECK(b1[i].status == b3[i].status && b1[i].n == b3[i].n &&
+              (b1[i].n == 0 || memcmp(b1[i].ids, b3[i].ids, b1[i].n * sizeof(int32_t)) == 0));
+        tp_encoding_free(&b1[i]);
+        tp_encoding_free(&b3[i]);
+    }
+    tp_pool_destroy(pool);
+    for (int i = 0; i < NB; i++)
+        free(texts[i]);
     tp_tok_scratch_free(S);
     tp_tok_free(tok);
 }
