@@ -223,6 +223,29 @@ int main(void) {
         free(longtext);
     }
 
+    /* ---- a tiny memory budget: items too big for it fail alone, the rest run
+     * (in many micro-batches) and match the default-budget results ---- */
+    {
+        tp_model_params pb = mp;
+        pb.memory_budget = 192 << 10;
+        pb.max_batch_tokens = 0;
+        tp_model *ms = enc_load(d3, &pb);
+        char *big = enc_text(400, 9, -1);
+        const char *bt[5] = {texts[1], big, texts[2], texts[5], texts[7]};
+        tp_sentiment_result out[5];
+        CHECK(tp_sentiment_predict_all_scores_batch(ms, bt, 5, NULL, out, &err) == TP_OK);
+        CHECK(same(&out[0], &single[1]));
+        CHECK(same(&out[2], &single[2]));
+        CHECK(same(&out[3], &single[5]));
+        CHECK(same(&out[4], &single[7]));
+        CHECK_MSG(out[1].error.status == TP_ERR_OUT_OF_MEMORY &&
+                      strstr(out[1].error.message, "budget"),
+                  "%s", out[1].error.message);
+        tp_sentiment_result_free_all(out, 5);
+        free(big);
+        tp_model_free(ms);
+    }
+
     /* ---- empty batch, single-item batch, wrong pipeline ---- */
     CHECK(tp_sentiment_predict_batch(m3, NULL, 0, NULL, NULL, &err) == TP_OK);
     {
