@@ -53,19 +53,24 @@ typedef struct pf_spec {
     const char *p;
     const char *end;
     int lines;
+    bool nta; /* streamed once (decode): non-temporal hint, measured a little faster */
 } pf_spec;
 
 static inline __attribute__((always_inline)) const char *
-prefetch_lines(const char *p, const char *end, int lines) {
+prefetch_lines(const char *p, const char *end, int lines, bool nta) {
     for (int i = 0; i < lines; i++, p += 64)
-        if (p < end)
-            _mm_prefetch(p, _MM_HINT_T0);
+        if (p < end) {
+            if (nta)
+                _mm_prefetch(p, _MM_HINT_NTA);
+            else
+                _mm_prefetch(p, _MM_HINT_T0);
+        }
     return p;
 }
 
 /* Prefetch plan for [p, end) spread over `steps` k steps. */
 static inline pf_spec pf_plan(const char *p, const char *end, size_t steps) {
-    pf_spec pf = {p, end, 0};
+    pf_spec pf = {p, end, 0, false};
     if (end > p && steps > 0) {
         size_t lines = ((size_t)(end - p) + 63) / 64;
         pf.lines = (int)((lines + steps - 1) / steps);
@@ -134,7 +139,7 @@ tile_f32(const int R, const int C, tp_dtype dt, const float *x, size_t ldx, cons
     size_t k = ks.state ? ks.kb : 0;
     for (; k + 16 <= ke; k += 16) {
         if (pf.lines)
-            pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
+            pf.p = prefetch_lines(pf.p, pf.end, pf.lines, pf.nta);
         __m512 xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -179,7 +184,7 @@ tile_bf16(const int R, const int C, const uint16_t *xb, size_t ldxb, const uint1
     size_t k = ks.state ? ks.kb : 0;
     for (; k + 32 <= ke; k += 32) {
         if (pf.lines)
-            pf.p = prefetch_lines(pf.p, pf.end, pf.lines);
+            pf.p = prefetch_lines(pf.p, pf.end, pf.lines, pf.nta);
         __m512bh xv[TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -298,8 +303,10 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
             const char *wn = w + n * K * es;
             const char *from = wn + GEMV_PF_BYTES < end ? wn + GEMV_PF_BYTES : end;
             const char *to = from + c * K * es < end ? from + c * K * es : end;
+            pf_spec pf = pf_plan(from, to, K / step);
+            pf.nta = true;
             tiles[kind][r - 1][c - 1](x, ldx, wn, K, one_pass, yr + n, ldy,
-                                      l->bias ? l->bias + n : NULL, pf_plan(from, to, K / step));
+                                      l->bias ? l->bias + n : NULL, pf);
         }
         return;
     }
@@ -327,7 +334,7 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
             for (size_t m = m0; m < m1; m += TILE_R, j++) {
                 size_t r = m1 - m < TILE_R ? m1 - m : TILE_R;
                 kseg ks = {kb, ke, kc < K ? state + j * TILE_R * TILE_C * 16 : NULL};
-                pf_spec pf = {NULL, NULL, 0};
+                pf_spec pf = {NULL, NULL, 0, false};
                 if (kc == K) { /* with K blocks the next panel would not fit in L1 */
                     size_t from = j * share < next_bytes ? j * share : next_bytes;
                     size_t to = from + share < next_bytes ? from + share : next_bytes;
