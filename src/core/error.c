@@ -38,7 +38,8 @@ void tp_error_clear(tp_error *err) {
     err->message[0] = '\0';
 }
 
-static tp_status vfail(tp_error *err, tp_status status, long item, const char *fmt, va_list ap) {
+__attribute__((format(printf, 4, 0))) static tp_status
+vfail(tp_error *err, tp_status status, long item, const char *fmt, va_list ap) {
     if (err) {
         err->status = status;
         err->item = item;
