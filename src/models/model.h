@@ -88,8 +88,8 @@ struct tp_net {
     /* ---- encoders ---- */
     const tp_encoder_ops *enc; /* NULL for decoders */
     tp_enc_head head;
-    tp_enc_pooling pooling;  /* TP_ENC_HEAD_CLASSIFY only                  */
-    int64_t num_labels;      /* TP_ENC_HEAD_CLASSIFY only                  */
+    tp_enc_pooling pooling;     /* TP_ENC_HEAD_CLASSIFY only                  */
+    int64_t num_labels;         /* TP_ENC_HEAD_CLASSIFY only                  */
     size_t act_bytes_per_token; /* scratch bytes per packed token (plan) */
 
     /* ---- decoders (issue #7) ---- */
