@@ -58,6 +58,7 @@ enum {
     M_ISUPPER,
     M_ISLOWER,
     M_SPLITLINES,
+    M_ZFILL,
     M_ITEMS,
     M_KEYS,
     M_VALUES,
@@ -76,12 +77,12 @@ enum {
     M_COUNT_IDS
 };
 static const char *const METHOD_NAMES[M_COUNT_IDS] = {
-    "startswith", "endswith", "strip",      "lstrip",     "rstrip",     "split",   "rsplit",
-    "upper",      "lower",    "replace",    "title",      "capitalize", "format",  "count",
-    "find",       "rfind",    "index",      "join",       "isdigit",    "isalpha", "isalnum",
-    "isspace",    "isupper",  "islower",    "splitlines", "items",      "keys",    "values",
-    "get",        "cycle",    "append",     "pop",        "update",     "insert",  "extend",
-    "remove",     "clear",    "setdefault", "sort",       "reverse"};
+    "startswith", "endswith", "strip",   "lstrip",     "rstrip",     "split",   "rsplit",
+    "upper",      "lower",    "replace", "title",      "capitalize", "format",  "count",
+    "find",       "rfind",    "index",   "join",       "isdigit",    "isalpha", "isalnum",
+    "isspace",    "isupper",  "islower", "splitlines", "zfill",      "items",   "keys",
+    "values",     "get",      "cycle",   "append",     "pop",        "update",  "insert",
+    "extend",     "remove",   "clear",   "setdefault", "sort",       "reverse"};
 
 enum {
     F_TRIM,
@@ -123,7 +124,7 @@ enum {
     F_E,
     F_WORDCOUNT,
     F_ATTR,
-    F_BOOL,
+    F_BATCH,
     F_COUNT_IDS
 };
 static const char *const FILTER_NAMES[F_COUNT_IDS] = {
@@ -131,7 +132,7 @@ static const char *const FILTER_NAMES[F_COUNT_IDS] = {
     "join",   "first",  "last",   "default", "d",      "items",     "selectattr", "rejectattr",
     "select", "reject", "map",    "list",    "int",    "float",     "abs",        "capitalize",
     "title",  "safe",   "unique", "reverse", "sort",   "dictsort",  "round",      "max",
-    "min",    "sum",    "indent", "escape",  "e",      "wordcount", "attr",       "bool"};
+    "min",    "sum",    "indent", "escape",  "e",      "wordcount", "attr",       "batch"};
 
 enum {
     TS_DEFINED,
@@ -1004,6 +1005,8 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
         if (x < 0 && y != floor(y))
             return rfail(r, line, "negative number to a fractional power (complex result)");
         *out = tv_float(pow(x, y));
+        if (isinf(out->u.f) && !isinf(x) && !isinf(y))
+            return rfail(r, line, "'**' result too large (overflow)");
         return true;
     default:
         return rfail(r, line, "unsupported operator");
@@ -1013,7 +1016,7 @@ static bool binop(R *r, int line, int op, tv a, tv b, tv *out) {
 /* ---- attribute / item access ---- */
 
 static bool is_str_method(int id) {
-    return id >= M_STARTSWITH && id <= M_SPLITLINES;
+    return id >= M_STARTSWITH && id <= M_ZFILL;
 }
 static bool is_dict_method(int id) {
     return id == M_ITEMS || id == M_KEYS || id == M_VALUES || id == M_GET;
@@ -1306,8 +1309,8 @@ static bool run_test(R *r, int line, int id, tv v, const args_t *a, bool *res) {
     case TS_FALSE:
         *res = v.t == TV_BOOL && !v.u.b;
         return true;
-    case TS_CALLABLE:
-        *res = v.t == TV_MACRO || v.t == TV_FUNC || v.t == TV_METHOD;
+    case TS_CALLABLE: /* Undefined has __call__ (which raises) */
+        *res = v.t == TV_MACRO || v.t == TV_FUNC || v.t == TV_METHOD || v.t == TV_UNDEF;
         return true;
     case TS_LOWER:
     case TS_UPPER: {
@@ -1455,6 +1458,77 @@ static tv strip_str(tv s, int which, const tv *chars) {
     return tv_str(s.u.s.p + b, e - b);
 }
 
+#include "template/tpl_case_table.h"
+
+/* Python's full case mapping of one code point: the SpecialCasing expansions from the
+ * generated table, else utf8proc's simple mapping. which: 0 lower, 1 upper, 2 title. */
+static void map_cp(tp_buf *b, uint32_t cp, int which) {
+    size_t lo = 0, hi = sizeof TPL_CASE_TABLE / sizeof *TPL_CASE_TABLE;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (TPL_CASE_TABLE[mid].cp < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < sizeof TPL_CASE_TABLE / sizeof *TPL_CASE_TABLE && TPL_CASE_TABLE[lo].cp == cp) {
+        tp_buf_puts(b, which == 0   ? TPL_CASE_TABLE[lo].lower
+                       : which == 1 ? TPL_CASE_TABLE[lo].upper
+                                    : TPL_CASE_TABLE[lo].title);
+        return;
+    }
+    utf8proc_int32_t c = (utf8proc_int32_t)cp;
+    utf8proc_int32_t o = which == 0   ? utf8proc_tolower(c)
+                         : which == 1 ? utf8proc_toupper(c)
+                                      : utf8proc_totitle(c);
+    char enc[4];
+    tp_buf_append(b, enc, (size_t)tp_utf8_encode(o < 0 ? cp : (uint32_t)o, enc));
+}
+
+static bool cp_cased(uint32_t cp) {
+    utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
+    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+           cat == UTF8PROC_CATEGORY_LT || utf8proc_islower((utf8proc_int32_t)cp) ||
+           utf8proc_isupper((utf8proc_int32_t)cp);
+}
+
+static bool cp_case_ignorable(uint32_t cp) {
+    utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
+    return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_ME ||
+           cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_LM ||
+           cat == UTF8PROC_CATEGORY_SK || cp == '\'' || cp == '.' || cp == ':' || cp == 0xB7 ||
+           cp == 0x2019;
+}
+
+/* Python lowercases U+03A3 to final sigma when a cased letter precedes it and none follows
+ * (skipping case-ignorable characters). */
+static bool final_sigma(const char *s, size_t n, size_t at, size_t len) {
+    bool before = false;
+    size_t i = at;
+    while (i > 0) {
+        size_t st = i - 1;
+        while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80)
+            st--;
+        uint32_t c;
+        tpl_utf8_next(s + st, i - st, &c);
+        i = st;
+        if (cp_case_ignorable(c))
+            continue;
+        before = cp_cased(c);
+        break;
+    }
+    if (!before)
+        return false;
+    for (i = at + len; i < n;) {
+        uint32_t c;
+        i += tpl_utf8_next(s + i, n - i, &c);
+        if (cp_case_ignorable(c))
+            continue;
+        return !cp_cased(c);
+    }
+    return true;
+}
+
 /* case mapping: 0 lower, 1 upper, 2 capitalize, 3 Python title, 4 Jinja title filter */
 static tv case_map(R *r, tv s, int mode) {
     tp_buf b = {0};
@@ -1463,36 +1537,40 @@ static tv case_map(R *r, tv s, int mode) {
     while (i < s.u.s.n) {
         uint32_t cp;
         size_t len = tpl_utf8_next(s.u.s.p + i, s.u.s.n - i, &cp);
-        utf8proc_int32_t c = (utf8proc_int32_t)cp, o = c;
+        int which; /* 0 lower, 1 upper, 2 title */
         switch (mode) {
         case 0:
-            o = utf8proc_tolower(c);
+            which = 0;
             break;
         case 1:
-            o = utf8proc_toupper(c);
+            which = 1;
             break;
         case 2:
-            o = first ? utf8proc_totitle(c) : utf8proc_tolower(c);
+            which = first ? 2 : 0;
             break;
         case 3:
-            o = prev_cased ? utf8proc_tolower(c) : utf8proc_totitle(c);
+            which = prev_cased ? 0 : 2;
             break;
-        default:
-            o = word_start ? utf8proc_totitle(c) : utf8proc_tolower(c);
+        default: /* Jinja's title filter: item[0].upper() + item[1:].lower() per word */
+            which = word_start ? 1 : 0;
             break;
         }
-        utf8proc_category_t cat = utf8proc_category(c);
-        prev_cased = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
-                     cat == UTF8PROC_CATEGORY_LT;
+        if (cp < 0x80) {
+            char c = (char)cp;
+            if (which == 0 && c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            else if (which != 0 && c >= 'a' && c <= 'z')
+                c = (char)(c - 'a' + 'A');
+            tp_buf_append(&b, &c, 1);
+        } else if (which == 0 && cp == 0x3A3 && final_sigma(s.u.s.p, s.u.s.n, i, len)) {
+            tp_buf_puts(&b, "\xcf\x82"); /* U+03C2 */
+        } else {
+            map_cp(&b, cp, which);
+        }
+        prev_cased = cp_cased(cp);
         word_start =
             cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || tpl_is_py_space(cp);
         first = false;
-        if (o == c || o < 0) {
-            tp_buf_append(&b, s.u.s.p + i, len);
-        } else {
-            char enc[4];
-            tp_buf_append(&b, enc, (size_t)tp_utf8_encode((uint32_t)o, enc));
-        }
         i += len;
     }
     return buf_to_str(r, &b);
@@ -1923,6 +2001,30 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
             *out = tv_bool(res);
             return true;
         }
+        case M_ZFILL: {
+            if (!args_check(r, line, &a, 1, NULL, what))
+                return false;
+            if (!a0 || !is_intlike(*a0))
+                return rfail(r, line, "%s needs an integer width", what);
+            int64_t width = as_int(*a0), len = (int64_t)tpl_utf8_count(s.u.s.p, s.u.s.n);
+            if (width > 100000)
+                return rfail(r, line, "%s: width too large", what);
+            if (width <= len) {
+                *out = s;
+                return true;
+            }
+            tp_buf b = {0};
+            size_t start = 0;
+            if (s.u.s.n && (s.u.s.p[0] == '+' || s.u.s.p[0] == '-')) {
+                tp_buf_append(&b, s.u.s.p, 1);
+                start = 1;
+            }
+            for (int64_t i = 0; i < width - len; i++)
+                tp_buf_append(&b, "0", 1);
+            tp_buf_append(&b, s.u.s.p + start, s.u.s.n - start);
+            *out = buf_to_str(r, &b);
+            return check_mem(r, line);
+        }
         case M_SPLITLINES: {
             if (!args_check(r, line, &a, 0, NULL, what))
                 return false;
@@ -2256,8 +2358,10 @@ static bool msort(sort_ctx *c, size_t *idx, size_t *tmp, size_t n) {
         return false;
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
-        int cmp;
-        if (!compare(c->r, c->line, c->keys[idx[j]], c->keys[idx[i]], &cmp, "<"))
+        int cmp = 0;
+        /* Jinja2's sort keys are one-element lists: equal keys never reach '<' */
+        if (!tpl_equal(c->keys[idx[j]], c->keys[idx[i]]) &&
+            !compare(c->r, c->line, c->keys[idx[j]], c->keys[idx[i]], &cmp, "<"))
             return false;
         if (cmp == -1)
             tmp[k++] = idx[j++];
@@ -2946,9 +3050,11 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             if (!repeat(r, line, tv_str(" ", 1), k, &pad))
                 return false;
         }
-        tv s;
-        if (!to_str(r, line, v, &s))
-            return false;
+        if (v.t == TV_UNDEF)
+            return undef_fail(r, line, v, "cannot indent an undefined value");
+        if (v.t != TV_STR) /* Jinja2 appends "\n" to the value: a TypeError for non-strings */
+            return rfail(r, line, "filter 'indent' needs a string, got %s value", type_label(v));
+        tv s = v;
         tp_buf b = {0};
         bool first = fi && tpl_truthy(*fi), blank = bl && tpl_truthy(*bl);
         size_t i = 0;
@@ -3007,11 +3113,26 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         *out = buf_to_str(r, &b);
         return check_mem(r, line);
     }
-    case F_WORDCOUNT: {
-        tv s, l;
-        if (!to_str(r, line, v, &s) || !str_split(r, line, s, NULL, -1, false, &l))
+    case F_WORDCOUNT: { /* runs of Python's \\w: letters, numbers, underscore */
+        if (!args_check(r, line, a, 0, NULL, what))
             return false;
-        *out = tv_int((int64_t)l.u.l->n);
+        tv s;
+        if (!to_str(r, line, v, &s))
+            return false;
+        int64_t words = 0;
+        bool in_word = false;
+        size_t i = 0;
+        while (i < s.u.s.n) {
+            uint32_t cp;
+            i += tpl_utf8_next(s.u.s.p + i, s.u.s.n - i, &cp);
+            utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
+            bool w = cp == '_' || (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
+                     (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
+            if (w && !in_word)
+                words++;
+            in_word = w;
+        }
+        *out = tv_int(words);
         return true;
     }
     case F_ATTR: {
@@ -3020,15 +3141,43 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
         return get_attr(r, line, v, a->pos[0].u.s.p, a->pos[0].u.s.n,
                         tpl_method_id(a->pos[0].u.s.p, a->pos[0].u.s.n), out);
     }
-    case F_BOOL:
-        *out = tv_bool(tpl_truthy(v));
+    case F_BATCH: {
+        static const char *const kn[] = {"linecount", "fill_with", NULL};
+        if (!args_check(r, line, a, 2, kn, what))
+            return false;
+        const tv *lc = arg(a, 0, "linecount"), *fill = arg(a, 1, "fill_with");
+        if (!lc || !is_intlike(*lc) || as_int(*lc) <= 0)
+            return rfail(r, line, "filter 'batch' needs a positive line count");
+        size_t k = (size_t)as_int(*lc);
+        const tv *items;
+        size_t n;
+        if (!iter_items(r, line, v, &items, &n))
+            return false;
+        size_t nb = (n + k - 1) / k;
+        tv l = mklist(r, nb);
+        if (!check_mem(r, line))
+            return false;
+        for (size_t b = 0; b < nb; b++) {
+            size_t cnt = b + 1 < nb ? k : n - b * k;
+            bool pad = fill && fill->t != TV_NONE && cnt < k;
+            tv row = mklist(r, pad ? k : cnt);
+            if (!check_mem(r, line))
+                return false;
+            for (size_t i = 0; i < row.u.l->n; i++)
+                row.u.l->items[i] = i < cnt ? items[b * k + i] : *fill;
+            l.u.l->items[b] = row;
+        }
+        *out = l;
         return true;
+    }
     default:
         return rfail(r, line, "unsupported filter '%s'", nm);
     }
 }
 
 static bool apply_filter(R *r, frame *f, const tpl_node *fn, tv v, tv *out) {
+    if (fn->builtin < 0) /* allowed to compile inside an if, fails when reached */
+        return rfail(r, fn->line, "unsupported filter '%s'", fn->name);
     args_t a;
     if (!eval_args(r, f, fn, &a))
         return false;
@@ -3096,6 +3245,8 @@ static bool eval_inner(R *r, frame *f, const tpl_node *n, tv *out) {
     }
     case N_TEST: {
         tv v;
+        if (n->builtin < 0)
+            return rfail(r, line, "unsupported test '%s'", n->name);
         if (!eval(r, f, n->a, &v))
             return false;
         args_t a;

@@ -1130,9 +1130,7 @@ static tpl_node *parse_filter_expr(P *p, tpl_node *n) {
             f->name_len = nt->n;
             if (!f->name)
                 return NULL;
-            f->builtin = tpl_filter_id(nt->s, nt->n);
-            if (f->builtin < 0)
-                return pfail(p, nt->line, "unsupported filter '%s'", f->name), NULL;
+            f->builtin = tpl_filter_id(nt->s, nt->n); /* unknown: checked by check_names */
             adv(p);
             f->a = n;
             if (is_op(cur(p), "(")) {
@@ -1160,9 +1158,7 @@ static tpl_node *parse_filter_expr(P *p, tpl_node *n) {
             f->name_len = nt->n;
             if (!f->name)
                 return NULL;
-            f->builtin = tpl_test_id(nt->s, nt->n);
-            if (f->builtin < 0)
-                return pfail(p, nt->line, "unsupported test '%s'", f->name), NULL;
+            f->builtin = tpl_test_id(nt->s, nt->n); /* unknown: checked by check_names */
             adv(p);
             f->a = n;
             tok *at = cur(p);
@@ -1867,6 +1863,45 @@ static bool analyze_scopes(P *p, tpl_node *root) {
     return ok ? true : oom(p);
 }
 
+/* Unknown filters and tests: Jinja2 fails at compile time, except inside an if statement
+ * (its test and branches) or a conditional expression, where it fails only when the filter
+ * is actually called; a loop, macro, block-set or with body starts a new, strict frame. */
+static bool check_names(P *p, const tpl_node *n, bool soft) {
+    if (!n)
+        return true;
+    if ((n->kind == N_FILTER || n->kind == N_TEST) && n->builtin < 0 && !soft)
+        return pfail(p, n->line, "unsupported %s '%s'", n->kind == N_FILTER ? "filter" : "test",
+                     n->name);
+    switch (n->kind) {
+    case N_IF:
+    case N_COND:
+        soft = true;
+        break;
+    case N_FOR:
+        return check_names(p, n->a, soft) && check_names(p, n->b, false) &&
+               check_names(p, n->c, false) && check_names(p, n->d, false);
+    case N_MACRO:
+    case N_SETBLOCK:
+    case N_FILTERBLOCK:
+        soft = false;
+        break;
+    case N_WITH:
+        for (size_t i = 1; i < n->n_kids; i += 2)
+            if (!check_names(p, n->kids[i], soft))
+                return false;
+        return check_names(p, n->b, false);
+    default:
+        break;
+    }
+    if (!check_names(p, n->a, soft) || !check_names(p, n->b, soft) || !check_names(p, n->c, soft) ||
+        !check_names(p, n->d, soft))
+        return false;
+    for (size_t i = 0; i < n->n_kids; i++)
+        if (!check_names(p, n->kids[i], soft))
+            return false;
+    return true;
+}
+
 tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err) {
     /* normalise newlines and drop one trailing newline (keep_trailing_newline=False) */
     char *s = tpl_alloc(&t->arena, len + 1);
@@ -1898,6 +1933,8 @@ tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err) 
     }
     if (ok)
         ok = analyze_scopes(&p, t->root);
+    if (ok)
+        ok = check_names(&p, t->root, false);
     free(p.toks);
     if (!ok) {
         if (!p.failed)

@@ -5,7 +5,9 @@ import random, sys
 random.seed(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
 atoms = ["x", "y", "s", "l", "d", "n", "f", "u", "1", "0", "-2", "2.5", "'ab'", "'A b'", "''", "none", "true", "false",
          "[1, 2, 3]", "['b', 'a', 'C']", "{'k': 1, 'j': 'v'}", "(1, 'a')", "msgs", "msgs[0]", "msgs[-1]", "'  pad '", "' x,y ,z'",
-         "'\\u00e9t\\u00e9'", "3", "7", "1.0", "1e-07", "'<think>a</think>b'", "d.k", "l[0]", "s[1:]"]
+         "'\\u00e9t\\u00e9'", "3", "7", "1.0", "1e-07", "'<think>a</think>b'", "d.k", "l[0]", "s[1:]",
+         "'\\u3000x\\u00a0'", "'stra\\u00dfe \\u01c5x'", "'a\\nb\\r\\nc'", "'12'", "' 3.5 '", "'x-y z(w'", "dict(a=1)", "range(3)", "u2",
+         "'{}-{}'", "'%s'", "-0.0", "1e16", "123456789.123"]
 bins = [" + ", " - ", " * ", " / ", " // ", " % ", " ** ", " ~ ", " == ", " != ", " < ", " >= ", " in ", " not in ", " and ", " or "]
 posts = [".upper()", ".lower()", ".strip()", ".strip('a')", ".lstrip()", ".rstrip('x ')", ".split()", ".split(',')", ".split(',', 1)",
          ".startswith('a')", ".endswith('b')", ".replace('a', 'X')", ".title()", ".capitalize()", ".count('a')", ".find('b')",
@@ -15,7 +17,11 @@ posts = [".upper()", ".lower()", ".strip()", ".strip('a')", ".lstrip()", ".rstri
          "|map(attribute='role')|list", "|selectattr('role', 'equalto', 'user')|list", "|rejectattr('content')|list", "|select('odd')|list",
          "|tojson(indent=2)", "|round(1)", "|max", "|min", "|sum", "|count", "|replace('a', 'b')",
          " is defined", " is none", " is string", " is number", " is integer", " is float", " is mapping", " is iterable", " is sequence",
-         " is odd", " is even", " is divisibleby 3", " is true", " is false", " is boolean", " is not none", " is in [1, 'ab']"]
+         " is odd", " is even", " is divisibleby 3", " is true", " is false", " is boolean", " is not none", " is in [1, 'ab']",
+         ".splitlines()", ".rsplit(',', 1)", ".split(none, 1)", ".format(1, 2)", ".isdigit()", ".isspace()", ".isupper()", ".zfill(3)",
+         "|indent(2)", "|wordcount", "|e", "|lower|title", " is lower", " is upper", " is callable", "|string|length", "|batch(2)|list",
+         "|tojson(sort_keys=true)", "|dictsort(by='value')", "|sort(attribute='role')", "|unique(attribute='role')|list", "|join(attribute='role')",
+         "|map('string')|list", "|map('upper')|join", "|min(attribute='role')", "|sum(attribute='x')", "|int(base=16)", "|float(1.5)", "|bool"]
 def expr(d):
     r = random.random()
     if d > 3 or r < 0.3:
@@ -27,7 +33,7 @@ def expr(d):
     if r < 0.92:
         return "(" + expr(d+1) + " if " + expr(d+1) + " else " + expr(d+1) + ")"
     return "(not " + expr(d+1) + ")"
-VARS = '{"x": 5, "y": -3, "s": "Hello, World", "l": [3, 1, 2], "d": {"k": "v", "b": 2}, "n": null, "f": 0.5, "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "extra": [1.5, null]}]}'
+VARS = '{"u2": "\\u00c9cole \\u0130 \\u00df", "x": 5, "y": -3, "s": "Hello, World", "l": [3, 1, 2], "d": {"k": "v", "b": 2}, "n": null, "f": 0.5, "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "extra": [1.5, null]}]}'
 out = []
 for i in range(int(sys.argv[2]) if len(sys.argv) > 2 else 2000):
     k = random.random()
