@@ -155,10 +155,17 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
                                                                             : TP_COMPUTE_F32;
     c.m = m;
     c.n = (size_t)l->n_out;
-    c.mb = m < GEMM_MB ? m : GEMM_MB;
+    /* a task's x rows and W columns should fit L2 together: about 512 KiB
+     * each, so long rows (large K) get smaller blocks */
+    size_t K = (size_t)l->n_in, wes = tp_dtype_size(l->dtype);
+    size_t mb = ((size_t)512 << 10) / (K * sizeof(float)) / 4 * 4;
+    size_t nb = ((size_t)512 << 10) / (K * wes) / 6 * 6;
+    mb = mb < 16 ? 16 : mb > GEMM_MB ? GEMM_MB : mb;
+    nb = nb < 24 ? 24 : nb > GEMM_NB ? GEMM_NB : nb;
+    c.mb = m < mb ? m : mb;
     /* decode-shaped calls stream W once: longer column blocks mean fewer cold
      * starts of the weight prefetch (each task begins on a fresh stream) */
-    c.nb = m <= 4 ? 4 * GEMM_NB : GEMM_NB;
+    c.nb = m <= 4 ? 4 * GEMM_NB : nb;
     c.n_mblocks = (m + c.mb - 1) / c.mb;
     c.n_nblocks = (c.n + c.nb - 1) / c.nb;
     /* a band of x rows of about 1 MiB */
