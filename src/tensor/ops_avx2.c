@@ -44,9 +44,10 @@ static inline void mstore(float *p, __m256i m, __m256 v) {
 
 /* ---- vector transcendentals ---- */
 
+/* (clamped with x as the second operand so that a NaN propagates) */
 static inline __m256 exp256(__m256 x) {
     __m256 xc =
-        _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
+        _mm256_min_ps(_mm256_set1_ps(88.72283f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);

@@ -29,8 +29,10 @@ static inline __mmask16 tail_mask(size_t n) {
 /* ---- vector transcendentals ---- */
 
 static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
+    /* clamp with x as the second operand: MAXPS/MINPS return it when it is a
+     * NaN, so NaN propagates instead of turning into a number */
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     /* ln2 split so that n * LN2_HI is exact for |n| < 2^9 */

@@ -246,6 +246,24 @@ static void check_known_values(tp_isa isa) {
     CHECK(fabs(y[0] - 0.7310585786300049) < 1e-6 && fabs(y[3] + 0.23840584404423515) < 1e-6);
 }
 
+/* A NaN input gives a NaN output (the vector exp must not clamp it away). */
+static void check_nan(tp_isa isa) {
+    float x[19], y[19];
+    for (int i = 0; i < 19; i++)
+        x[i] = (float)i - 9.0f;
+    x[17] = NAN;
+    kt_set_isa(isa);
+    void (*fn[3])(const float *, float *, size_t) = {tp_gelu_erf, tp_gelu_tanh, tp_silu};
+    for (int f = 0; f < 3; f++) {
+        fn[f](x, y, 19);
+        CHECK_MSG(isnan(y[17]) && !isnan(y[16]), "%s activation %d: NaN not propagated",
+                  tp_isa_name(isa), f);
+    }
+    memcpy(y, x, sizeof x);
+    tp_softmax(y, 19);
+    CHECK_MSG(isnan(y[17]), "%s softmax: NaN not propagated", tp_isa_name(isa));
+}
+
 static void check_glu(tp_isa isa, size_t d, tp_act act) {
     size_t rows = 3;
     float *x = kt_random(rows * 2 * d, -5.0f, 5.0f), *y = kt_alloc(rows * d), *y1 = kt_alloc(d);
@@ -337,6 +355,7 @@ int main(void) {
     for (int ii = 0; ii < n_isa; ii++) {
         tp_isa isa = isas[ii];
         check_known_values(isa);
+        check_nan(isa);
         for (size_t d = 0; d < N_DIMS; d++) {
             check_rmsnorm(isa, dims[d], false);
             check_rmsnorm(isa, dims[d], true);
