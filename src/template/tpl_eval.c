@@ -1399,6 +1399,13 @@ static bool test_oddeven(R *r, int line, int id, tv v, bool *res) {
         *res = id == TS_ODD ? m == 1.0 : m == 0.0;
         return true;
     }
+    if (v.t == TV_STR) { /* Python: value % 2 == 1 -- string formatting, never an int */
+        tv ignored;
+        if (!percent_format(r, line, v, tv_int(2), &ignored))
+            return false;
+        *res = false;
+        return true;
+    }
     if (!is_intlike(v))
         return rfail(r, line, "test '%s' needs an integer, got %s value", TEST_NAMES[id],
                      type_label(v));
@@ -2565,7 +2572,7 @@ static bool to_int_value(R *r, int line, tv v, const tv *dflt, int64_t base, tv 
             return true;
         }
         double fv = strtod(buf, &e);
-        if (*e == 0 && base == 10 && !isnan(fv) && !isinf(fv) && fabs(fv) < 9.2e18) {
+        if (*e == 0 && !isnan(fv) && !isinf(fv) && fabs(fv) < 9.2e18) {
             *out = tv_int((int64_t)fv);
             return true;
         }

@@ -326,8 +326,15 @@ static const engine_case CASES[] = {
      "{}",
      NULL},
     /* python: TemplateAssertionError: No filter named 'nosuch'. */
-    {"{{ x if x is nosuchtest else 1 }}\n",
+    {"{{ x if x is nosuchtest else 1 }}",
      "{}",
      NULL},
     /* python: TemplateRuntimeError: No test named 'nosuchtest' found. */
+    {"{{ \"%s\" is even }}|{{ \"%d\" is odd }}|{{ \" 3.5 \"|int(base=16) }}|{{ \" 35 \"|int(base=16) }}|{{ \"1_0\"|int }}|{{ \"  1e3 \"|int }}",
+     "{}",
+     "False|False|3|53|10|1000"},
+    {"{{ \"ab\" is odd }}\n",
+     "{}",
+     NULL},
+    /* python: TypeError: not all arguments converted during string formatting */
 };
