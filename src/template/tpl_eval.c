@@ -432,6 +432,8 @@ static bool iter_items(R *r, int line, tv v, const tv **items, size_t *n) {
     return rfail(r, line, "%s value is not iterable", type_label(v));
 }
 
+static bool cp_cased(uint32_t cp);
+
 /* ---- frames ---- */
 
 static frame *frame_new(R *r, frame *parent) {
@@ -1323,10 +1325,10 @@ static bool run_test(R *r, int line, int id, tv v, const args_t *a, bool *res) {
             uint32_t cp;
             i += tpl_utf8_next(s.u.s.p + i, s.u.s.n - i, &cp);
             bool lo = utf8proc_islower((utf8proc_int32_t)cp),
-                 up = utf8proc_isupper((utf8proc_int32_t)cp);
-            if (lo || up)
+                 up = utf8proc_isupper((utf8proc_int32_t)cp), c = cp_cased(cp);
+            if (c)
                 cased = true;
-            if ((id == TS_LOWER && up) || (id == TS_UPPER && lo))
+            if ((id == TS_LOWER && c && !lo) || (id == TS_UPPER && c && !up))
                 ok = false;
         }
         *res = cased && ok;
@@ -1727,8 +1729,8 @@ static bool str_split(R *r, int line, tv s, const tv *sep, int64_t maxsplit, boo
         }
         if (i >= n)
             break;
-        if (maxsplit >= 0 && done >= maxsplit) {
-            tv rest = strip_str(tv_str(s.u.s.p + i, n - i), 2, NULL);
+        if (maxsplit >= 0 && done >= maxsplit) { /* Python keeps the rest's trailing space */
+            tv rest = tv_str(s.u.s.p + i, n - i);
             if (!vl_push(r, &l, rest))
                 return check_mem(r, line);
             break;
@@ -1745,6 +1747,30 @@ static bool str_split(R *r, int line, tv s, const tv *sep, int64_t maxsplit, boo
             return check_mem(r, line);
         done++;
     }
+    *out = vl_list(r, &l);
+    return check_mem(r, line);
+}
+
+/* Python's str.splitlines() (no keepends) */
+static bool str_splitlines(R *r, int line, tv s, tv *out) {
+    vlist l = {0};
+    size_t i = 0, st = 0;
+    while (i < s.u.s.n) {
+        uint32_t cp;
+        size_t len = tpl_utf8_next(s.u.s.p + i, s.u.s.n - i, &cp);
+        bool br = cp == '\n' || cp == '\r' || cp == 0x0B || cp == 0x0C || cp == 0x1C ||
+                  cp == 0x1D || cp == 0x1E || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+        if (br) {
+            if (!vl_push(r, &l, tv_str(s.u.s.p + st, i - st)))
+                return check_mem(r, line);
+            if (cp == '\r' && i + 1 < s.u.s.n && s.u.s.p[i + 1] == '\n')
+                len++;
+            st = i + len;
+        }
+        i += len;
+    }
+    if (st < s.u.s.n && !vl_push(r, &l, tv_str(s.u.s.p + st, s.u.s.n - st)))
+        return check_mem(r, line);
     *out = vl_list(r, &l);
     return check_mem(r, line);
 }
@@ -2032,30 +2058,10 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
             *out = buf_to_str(r, &b);
             return check_mem(r, line);
         }
-        case M_SPLITLINES: {
+        case M_SPLITLINES:
             if (!args_check(r, line, &a, 0, NULL, what))
                 return false;
-            vlist l = {0};
-            size_t i = 0, st = 0;
-            while (i < s.u.s.n) {
-                uint32_t cp;
-                size_t len = tpl_utf8_next(s.u.s.p + i, s.u.s.n - i, &cp);
-                bool br = cp == '\n' || cp == '\r' || cp == 0x0B || cp == 0x0C || cp == 0x1C ||
-                          cp == 0x1D || cp == 0x1E || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
-                if (br) {
-                    if (!vl_push(r, &l, tv_str(s.u.s.p + st, i - st)))
-                        return check_mem(r, line);
-                    if (cp == '\r' && i + 1 < s.u.s.n && s.u.s.p[i + 1] == '\n')
-                        len++;
-                    st = i + len;
-                }
-                i += len;
-            }
-            if (st < s.u.s.n && !vl_push(r, &l, tv_str(s.u.s.p + st, s.u.s.n - st)))
-                return check_mem(r, line);
-            *out = vl_list(r, &l);
-            return check_mem(r, line);
-        }
+            return str_splitlines(r, line, s, out);
         default:
             break;
         }
@@ -3061,28 +3067,26 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return undef_fail(r, line, v, "cannot indent an undefined value");
         if (v.t != TV_STR) /* Jinja2 appends "\n" to the value: a TypeError for non-strings */
             return rfail(r, line, "filter 'indent' needs a string, got %s value", type_label(v));
+        /* Jinja2: lines = (s + "\n").splitlines(); indent every line but the first (and
+         * empty ones unless blank), join with "\n"; first= indents the first line too */
+        tv lines;
         tv s = v;
+        if (!concat_str(r, line, v, tv_str("\n", 1), &s))
+            return false;
+        if (!str_splitlines(r, line, s, &lines))
+            return false;
         tp_buf b = {0};
         bool first = fi && tpl_truthy(*fi), blank = bl && tpl_truthy(*bl);
-        size_t i = 0;
-        bool line_start = true, at_first = true;
-        while (i <= s.u.s.n) {
-            size_t e = i;
-            while (e < s.u.s.n && s.u.s.p[e] != '\n')
-                e++;
-            bool empty = e == i;
-            bool do_pad = at_first ? first : (blank || !empty);
-            if (at_first && e >= s.u.s.n && !first)
-                do_pad = false;
-            if (do_pad && line_start)
-                tp_buf_append(&b, pad.u.s.p, pad.u.s.n);
-            tp_buf_append(&b, s.u.s.p + i, e - i);
-            if (e < s.u.s.n)
+        if (first)
+            tp_buf_append(&b, pad.u.s.p, pad.u.s.n);
+        for (size_t i = 0; i < lines.u.l->n; i++) {
+            tv ln = lines.u.l->items[i];
+            if (i) {
                 tp_buf_append(&b, "\n", 1);
-            at_first = false;
-            i = e + 1;
-            if (e >= s.u.s.n)
-                break;
+                if (blank || ln.u.s.n)
+                    tp_buf_append(&b, pad.u.s.p, pad.u.s.n);
+            }
+            tp_buf_append(&b, ln.u.s.p, ln.u.s.n);
         }
         *out = buf_to_str(r, &b);
         return check_mem(r, line);

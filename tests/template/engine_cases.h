@@ -333,8 +333,14 @@ static const engine_case CASES[] = {
     {"{{ \"%s\" is even }}|{{ \"%d\" is odd }}|{{ \" 3.5 \"|int(base=16) }}|{{ \" 35 \"|int(base=16) }}|{{ \"1_0\"|int }}|{{ \"  1e3 \"|int }}",
      "{}",
      "False|False|3|53|10|1000"},
-    {"{{ \"ab\" is odd }}\n",
+    {"{{ \"ab\" is odd }}",
      "{}",
      NULL},
     /* python: TypeError: not all arguments converted during string formatting */
+    {"{{ \"True  pad \".split(none, 1) }}|{{ \"x  a b  \".split(none, 1) }}|{{ (\"a\\nb\\r\\nc\")|indent(2) }}|{{ \"straße ǅx\" is lower }}",
+     "{}",
+     "['True', 'pad ']|['x', 'a b  ']|a\n  b\n  c|False"},
+    {"{{ \"a\\n\\nb\\n\" | indent(2) }}|{{ \"a\\n\\nb\" | indent(2, blank=true) }}|{{ \"a\\nb\" | indent(\"> \", first=true) }}|{{ \"\" | indent }}|{{ \"ABC\" is upper }}|{{ \"ǅ\" is upper }}\n",
+     "{}",
+     "a\n\n  b\n|a\n  \n  b|> a\n> b||True|False"},
 };
