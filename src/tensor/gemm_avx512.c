@@ -7,13 +7,17 @@
  * k order; the K tail is a masked (zero-filled) load; the 16 lanes are then
  * added by hsum16's fixed tree and the bias added last. In bf16 mode each
  * 32 k chunk is one VDPBF16PS (lane l takes the pair k = 2l, 2l+1 of the
- * chunk), x being rounded to bf16 (RNE) on the fly. A register tile of R rows
- * x C columns (up to 4 x 6: 24 accumulators) only shares the loads; every
- * element still runs exactly the sequence above, so edge tiles and M=1
- * (GEMV) give the same bits as the middle of a 4096-row call.
+ * chunk), x having been rounded to bf16 (RNE) into a stack copy once per group
+ * of rows. A register tile of R rows x C columns (up to 4 x 6: 24
+ * accumulators) only shares the loads; every element still runs exactly the
+ * sequence above (K-blocked passes park the accumulators exactly), so edge
+ * tiles and M=1 (GEMV) give the same bits as the middle of a 4096-row call.
  *
- * Loop order inside a task: columns outer (C rows of W stay in L1 while all
- * rows of the task's x block stream past), rows inner.
+ * Loop order inside a task: columns outer (a panel of C rows of W stays in L1
+ * while the task's rows stream past in 4-row tiles), K blocks when the panel
+ * would not fit L1, next panel prefetched. M <= 4 (decode): two or four W rows
+ * at a time as long sequential streams with a prefetch 12 KiB ahead.
+ * docs/kernels.md has the measurements behind these choices.
  */
 #include "tensor/kernels.h"
 
