@@ -21,7 +21,7 @@ posts = [".upper()", ".lower()", ".strip()", ".strip('a')", ".lstrip()", ".rstri
          ".splitlines()", ".rsplit(',', 1)", ".split(none, 1)", ".format(1, 2)", ".isdigit()", ".isspace()", ".isupper()", ".zfill(3)",
          "|indent(2)", "|wordcount", "|e", "|lower|title", " is lower", " is upper", " is callable", "|string|length", "|batch(2)|list",
          "|tojson(sort_keys=true)", "|dictsort(by='value')", "|sort(attribute='role')", "|unique(attribute='role')|list", "|join(attribute='role')",
-         "|map('string')|list", "|map('upper')|join", "|min(attribute='role')", "|sum(attribute='x')", "|int(base=16)", "|float(1.5)", "|bool"]
+         "|map('string')|list", "|map('upper')|join", "|min(attribute='role')", "|sum(attribute='x')", "|int(base=16)", "|float(1.5)"]
 def expr(d):
     r = random.random()
     if d > 3 or r < 0.3:
