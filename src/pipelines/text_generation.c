@@ -646,7 +646,8 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
             set_item_error(r, i, TP_ERR_OUT_OF_MEMORY, "out of memory for the result");
             continue;
         }
-        memcpy(r->tokens, o->tokens, (size_t)o->n_tokens * sizeof(int32_t));
+        if (o->n_tokens)
+            memcpy(r->tokens, o->tokens, (size_t)o->n_tokens * sizeof(int32_t));
         r->finish_reason = o->finish == TP_GEN_FINISH_STOP        ? TP_FINISH_STOP
                            : o->finish == TP_GEN_FINISH_LENGTH    ? TP_FINISH_LENGTH
                            : o->finish == TP_GEN_FINISH_CANCELLED ? TP_FINISH_CANCELLED

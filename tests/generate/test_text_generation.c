@@ -172,6 +172,16 @@ static void test_partial_failure(tp_model *m) {
         CHECK_MSG(same_result(&r, &out[i]), "good item %d changed by bad neighbours", i);
         tp_gen_result_free(&r);
     }
+    /* max_new_tokens 0: nothing generated, finish length. */
+    {
+        tp_gen_result z;
+        p.options = o[0];
+        p.options.max_new_tokens = 0;
+        CHECK(tp_completion(m, prompts[0], &p, &z, NULL, &err) == TP_OK);
+        CHECK(z.completion_tokens == 0 && z.text && !z.text[0] &&
+              z.finish_reason == TP_FINISH_LENGTH);
+        tp_gen_result_free(&z);
+    }
     /* A single call returns the item's error. */
     tp_gen_result r;
     p.options = o[3];
