@@ -100,7 +100,9 @@ struct tpl_loop {
     const tv *items; /* the (filtered) items iterated */
     size_t n;
     size_t index0;
-    int depth; /* 1 for the outermost loop */
+    int depth;        /* 1 for the outermost loop */
+    bool has_changed; /* loop.changed(): a previous value was recorded */
+    tv changed;       /* loop.changed(): the arguments of the last call, as a tuple */
 };
 
 static inline tv tv_undef(void) {

@@ -64,6 +64,7 @@ enum {
     M_VALUES,
     M_GET,
     M_CYCLE,
+    M_CHANGED,
     M_APPEND, /* mutating methods: refused as in the immutable sandbox */
     M_POP,
     M_UPDATE,
@@ -81,8 +82,8 @@ static const char *const METHOD_NAMES[M_COUNT_IDS] = {
     "upper",      "lower",    "replace", "title",      "capitalize", "format",  "count",
     "find",       "rfind",    "index",   "join",       "isdigit",    "isalpha", "isalnum",
     "isspace",    "isupper",  "islower", "splitlines", "zfill",      "items",   "keys",
-    "values",     "get",      "cycle",   "append",     "pop",        "update",  "insert",
-    "extend",     "remove",   "clear",   "setdefault", "sort",       "reverse"};
+    "values",     "get",      "cycle",   "changed",    "append",     "pop",     "update",
+    "insert",     "extend",   "remove",  "clear",      "setdefault", "sort",    "reverse"};
 
 enum {
     F_TRIM,
@@ -1043,7 +1044,7 @@ static bool has_method(tv obj, int id) {
         return is_list_method(id) ||
                (!obj.u.l->tuple && is_mutating(id) && id != M_UPDATE && id != M_SETDEFAULT);
     case TV_LOOP:
-        return id == M_CYCLE;
+        return id == M_CYCLE || id == M_CHANGED;
     default:
         return false;
     }
@@ -1063,6 +1064,8 @@ static bool bind_method(R *r, tv obj, int id, tv *out) {
 }
 
 static bool loop_attr(R *r, int line, tpl_loop *lp, const char *name, size_t n, tv *out) {
+    (void)r;
+    (void)line;
 #define IS(s) (n == sizeof(s) - 1 && memcmp(name, s, n) == 0)
     int64_t i0 = (int64_t)lp->index0, len = (int64_t)lp->n;
     if (IS("index"))
@@ -1087,8 +1090,6 @@ static bool loop_attr(R *r, int line, tpl_loop *lp, const char *name, size_t n, 
         *out = i0 > 0 ? lp->items[i0 - 1] : undef_named("previtem", 8);
     else if (IS("nextitem"))
         *out = i0 + 1 < len ? lp->items[i0 + 1] : undef_named("nextitem", 8);
-    else if (IS("changed"))
-        return rfail(r, line, "loop.changed() is not supported");
     else {
         tv lv;
         lv.t = TV_LOOP;
@@ -2128,6 +2129,19 @@ static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, c
             *out = tv_int(id == M_COUNT ? cnt : pos);
             return true;
         }
+    } else if (self.t == TV_LOOP && id == M_CHANGED) {
+        tpl_loop *lp = self.u.loop;
+        tv now = mklist(r, a.npos);
+        if (!check_mem(r, line))
+            return false;
+        now.u.l->tuple = true;
+        if (a.npos)
+            memcpy(now.u.l->items, a.pos, a.npos * sizeof(tv));
+        bool changed = !lp->has_changed || !tpl_equal(lp->changed, now);
+        lp->has_changed = true;
+        lp->changed = now;
+        *out = tv_bool(changed);
+        return true;
     } else if (self.t == TV_LOOP && id == M_CYCLE) {
         if (a.npos == 0)
             return rfail(r, line, "loop.cycle() needs at least one value");
@@ -3450,6 +3464,7 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
     lp->n = cnt;
     lp->index0 = 0;
     lp->depth = 1; /* Jinja counts depth only for recursive loops, which we refuse */
+    lp->has_changed = false;
     tv lv;
     lv.t = TV_LOOP;
     lv.aux = 0;

@@ -340,7 +340,10 @@ static const engine_case CASES[] = {
     {"{{ \"True  pad \".split(none, 1) }}|{{ \"x  a b  \".split(none, 1) }}|{{ (\"a\\nb\\r\\nc\")|indent(2) }}|{{ \"straße ǅx\" is lower }}",
      "{}",
      "['True', 'pad ']|['x', 'a b  ']|a\n  b\n  c|False"},
-    {"{{ \"a\\n\\nb\\n\" | indent(2) }}|{{ \"a\\n\\nb\" | indent(2, blank=true) }}|{{ \"a\\nb\" | indent(\"> \", first=true) }}|{{ \"\" | indent }}|{{ \"ABC\" is upper }}|{{ \"ǅ\" is upper }}\n",
+    {"{{ \"a\\n\\nb\\n\" | indent(2) }}|{{ \"a\\n\\nb\" | indent(2, blank=true) }}|{{ \"a\\nb\" | indent(\"> \", first=true) }}|{{ \"\" | indent }}|{{ \"ABC\" is upper }}|{{ \"ǅ\" is upper }}",
      "{}",
      "a\n\n  b\n|a\n  \n  b|> a\n> b||True|False"},
+    {"{% for x in [1, 1, 2, 2, 1] %}{% if loop.changed(x) %}[{{ x }}]{% endif %}{% endfor %}|{% for x in \"aab\" %}{{ loop.changed(x, 1) }}{% endfor %}\n",
+     "{}",
+     "[1][2][1]|TrueFalseTrue"},
 };

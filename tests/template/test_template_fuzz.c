@@ -427,7 +427,8 @@ int main(void) {
         size_t n = rn(sizeof buf);
         for (size_t i = 0; i < n; i++) {
             uint32_t c = rn(10);
-            buf[i] = c < 3 ? "{}%#-+'\"\\"[rn(9)] : (char)rn(128); /* ASCII: UTF-8 is checked first */
+            buf[i] =
+                c < 3 ? "{}%#-+'\"\\"[rn(9)] : (char)rn(128); /* ASCII: UTF-8 is checked first */
         }
         run_one(buf, n, vars);
     }
