@@ -24,6 +24,23 @@ struct tpl_chunk {
 };
 
 #define TPL_CHUNK_MIN (16 * 1024)
+#define TPL_CHUNK_MAX (1024 * 1024)
+
+static tpl_chunk *chunk_new(tpl_arena *a, size_t cap) {
+    if (a->limit && (a->total + cap > a->limit || a->total + cap < a->total)) {
+        a->failed = true;
+        return NULL;
+    }
+    tpl_chunk *c = malloc(sizeof(tpl_chunk) + cap);
+    if (!c) {
+        a->failed = true;
+        return NULL;
+    }
+    c->cap = cap;
+    c->used = 0;
+    a->total += cap;
+    return c;
+}
 
 void *tpl_alloc(tpl_arena *a, size_t n) {
     if (a->failed)
@@ -34,33 +51,39 @@ void *tpl_alloc(tpl_arena *a, size_t n) {
         return NULL;
     }
     tpl_chunk *c = a->head;
-    if (!c || c->cap - c->used < need) {
-        size_t cap = TPL_CHUNK_MIN;
-        if (c && c->cap < 1024 * 1024)
-            cap = c->cap * 2; /* grow geometrically up to 1 MiB chunks */
-        else if (c)
-            cap = c->cap;
-        if (cap < need)
-            cap = need;
-        if (a->limit && (a->total + cap > a->limit || a->total + cap < a->total)) {
-            a->failed = true;
-            return NULL;
-        }
-        tpl_chunk *nc = malloc(sizeof(tpl_chunk) + cap);
-        if (!nc) {
-            a->failed = true;
-            return NULL;
-        }
-        nc->cap = cap;
-        nc->used = 0;
-        nc->next = a->head;
-        a->head = nc;
-        a->total += cap;
-        c = nc;
+    if (c && c->cap - c->used >= need) {
+        void *p = c->data + c->used;
+        c->used += need;
+        return p;
     }
-    void *p = c->data + c->used;
-    c->used += need;
-    return p;
+    if (need > TPL_CHUNK_MAX / 4) {
+        /* a big block gets a chunk of its own, kept behind the current one so that the
+         * current chunk's free space (and the growth schedule) is not lost */
+        tpl_chunk *big = chunk_new(a, need);
+        if (!big)
+            return NULL;
+        big->used = need;
+        if (c) {
+            big->next = c->next;
+            c->next = big;
+        } else {
+            big->next = NULL;
+            a->head = big;
+        }
+        return big->data;
+    }
+    size_t cap = c ? c->cap * 2 : TPL_CHUNK_MIN; /* grow geometrically up to TPL_CHUNK_MAX */
+    if (cap > TPL_CHUNK_MAX)
+        cap = TPL_CHUNK_MAX;
+    if (cap < need)
+        cap = need;
+    tpl_chunk *nc = chunk_new(a, cap);
+    if (!nc)
+        return NULL;
+    nc->next = a->head;
+    a->head = nc;
+    nc->used = need;
+    return nc->data;
 }
 
 void *tpl_zalloc(tpl_arena *a, size_t n) {
