@@ -359,7 +359,9 @@ void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size
         gemm_block(kind, l, a->x, a->ldx, sizeof(float), a->y, a->ldy, m0, m1, n0, n1);
         return;
     }
-    size_t ldxb = (K + 31) / 32 * 32;
+    /* row stride of the bf16 copy: K rounded up to 32, plus one cache line so
+     * that the rows of a tile do not all fall on the same L1 sets */
+    size_t ldxb = (K + 31) / 32 * 32 + 32;
     if (!tp_cpu_has_bf16() || ldxb > XB_MAX) {
         /* no AVX512_BF16, or rows too long for the stack copy: the reference
          * defines the bf16 mode (a fixed choice per shape, so still invariant) */
