@@ -1177,6 +1177,17 @@ static size_t *cp_offsets(R *r, tv s, size_t *ncp) {
     return off;
 }
 
+/* Number of values start, start+step, ... before stop (Python range/slice length),
+ * computed in 128 bits so that extreme int64 bounds cannot overflow. */
+__extension__ typedef __int128 tpl_i128;
+static tpl_i128 span_count(int64_t start, int64_t stop, int64_t step) {
+    if (step > 0 && start < stop)
+        return ((tpl_i128)stop - start - 1) / step + 1;
+    if (step < 0 && start > stop)
+        return ((tpl_i128)start - stop - 1) / (-(tpl_i128)step) + 1;
+    return 0;
+}
+
 static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const tv *sp, tv *out) {
     if (obj.t == TV_UNDEF)
         return undef_fail(r, line, obj, "cannot slice an undefined value");
@@ -1184,15 +1195,12 @@ static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const t
     if (obj.t == TV_LIST) {
         if (!slice_indices(r, line, st, en, sp, (int64_t)obj.u.l->n, &start, &stop, &step))
             return false;
-        size_t cnt = 0;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-            cnt++;
+        size_t cnt = (size_t)span_count(start, stop, step);
         tv l = mklist(r, cnt);
         if (!check_mem(r, line))
             return false;
-        size_t k = 0;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-            l.u.l->items[k++] = obj.u.l->items[i];
+        for (size_t k = 0; k < cnt; k++)
+            l.u.l->items[k] = obj.u.l->items[start + (int64_t)k * step];
         l.u.l->tuple = obj.u.l->tuple;
         *out = l;
         return true;
@@ -1212,7 +1220,9 @@ static bool do_slice(R *r, int line, tv obj, const tv *st, const tv *en, const t
             return true;
         }
         tp_buf b = {0};
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+        size_t cnt = (size_t)span_count(start, stop, step);
+        for (size_t k = 0; k < cnt; k++) {
+            int64_t i = start + (int64_t)k * step;
             size_t b0 = off ? off[i] : (size_t)i, b1 = off ? off[i + 1] : (size_t)i + 1;
             tp_buf_append(&b, obj.u.s.p + b0, b1 - b0);
         }
@@ -2207,17 +2217,13 @@ static bool call_global(R *r, int line, int id, const args_t *a, tv *out) {
         }
         if (step == 0)
             return rfail(r, line, "range() step must not be zero");
-        int64_t cnt = 0;
-        if (step > 0 && start < stop)
-            cnt = (stop - start - 1) / step + 1;
-        else if (step < 0 && start > stop)
-            cnt = (start - stop - 1) / (-step) + 1;
+        tpl_i128 cnt = span_count(start, stop, step);
         if (cnt > TPL_MAX_RANGE)
             return rfail(r, line, "range() too big (more than %d items)", TPL_MAX_RANGE);
         tv l = mklist(r, (size_t)cnt);
         if (!check_mem(r, line))
             return false;
-        for (int64_t i = 0; i < cnt; i++)
+        for (int64_t i = 0; i < (int64_t)cnt; i++)
             l.u.l->items[i] = tv_int(start + i * step);
         *out = l;
         return true;

@@ -343,7 +343,10 @@ static const engine_case CASES[] = {
     {"{{ \"a\\n\\nb\\n\" | indent(2) }}|{{ \"a\\n\\nb\" | indent(2, blank=true) }}|{{ \"a\\nb\" | indent(\"> \", first=true) }}|{{ \"\" | indent }}|{{ \"ABC\" is upper }}|{{ \"ǅ\" is upper }}",
      "{}",
      "a\n\n  b\n|a\n  \n  b|> a\n> b||True|False"},
-    {"{% for x in [1, 1, 2, 2, 1] %}{% if loop.changed(x) %}[{{ x }}]{% endif %}{% endfor %}|{% for x in \"aab\" %}{{ loop.changed(x, 1) }}{% endfor %}\n",
+    {"{% for x in [1, 1, 2, 2, 1] %}{% if loop.changed(x) %}[{{ x }}]{% endif %}{% endfor %}|{% for x in \"aab\" %}{{ loop.changed(x, 1) }}{% endfor %}",
      "{}",
      "[1][2][1]|TrueFalseTrue"},
+    {"{{ [1, 2, 3][2::9223372036854775807] }}|{{ [1, 2, 3][::-9223372036854775807] }}|{{ range(-9223372036854775807, 9223372036854775807, 9223372036854775807) | list }}|{{ \"abc\"[1::9223372036854775807] }}\n",
+     "{}",
+     "[3]|[3]|[-9223372036854775807, 0]|b"},
 };
