@@ -126,14 +126,16 @@ enum {
     F_WORDCOUNT,
     F_ATTR,
     F_BATCH,
+    F_FORMAT,
     F_COUNT_IDS
 };
 static const char *const FILTER_NAMES[F_COUNT_IDS] = {
-    "trim",   "length", "count",  "tojson",  "string", "lower",     "upper",      "replace",
-    "join",   "first",  "last",   "default", "d",      "items",     "selectattr", "rejectattr",
-    "select", "reject", "map",    "list",    "int",    "float",     "abs",        "capitalize",
-    "title",  "safe",   "unique", "reverse", "sort",   "dictsort",  "round",      "max",
-    "min",    "sum",    "indent", "escape",  "e",      "wordcount", "attr",       "batch"};
+    "trim",       "length",     "count",      "tojson", "string",  "lower",  "upper",
+    "replace",    "join",       "first",      "last",   "default", "d",      "items",
+    "selectattr", "rejectattr", "select",     "reject", "map",     "list",   "int",
+    "float",      "abs",        "capitalize", "title",  "safe",    "unique", "reverse",
+    "sort",       "dictsort",   "round",      "max",    "min",     "sum",    "indent",
+    "escape",     "e",          "wordcount",  "attr",   "batch",   "format"};
 
 enum {
     TS_DEFINED,
@@ -3171,6 +3173,25 @@ static bool apply_filter_args(R *r, frame *f, const tpl_node *fn, tv v, const ar
             return rfail(r, line, "filter 'attr' needs an attribute name");
         return get_attr(r, line, v, a->pos[0].u.s.p, a->pos[0].u.s.n,
                         tpl_method_id(a->pos[0].u.s.p, a->pos[0].u.s.n), out);
+    }
+    case F_FORMAT: { /* Jinja2: str(value) % (args or kwargs) */
+        if (a->npos && a->nkw)
+            return rfail(r, line,
+                         "filter 'format' takes positional or keyword arguments, not both");
+        if (a->nkw)
+            return rfail(r, line,
+                         "filter 'format' with keyword arguments ('%%(name)s') is not "
+                         "supported");
+        tv fmt;
+        if (!to_str(r, line, v, &fmt))
+            return false;
+        tv args = mklist(r, a->npos);
+        if (!check_mem(r, line))
+            return false;
+        args.u.l->tuple = true;
+        if (a->npos)
+            memcpy(args.u.l->items, a->pos, a->npos * sizeof(tv));
+        return percent_format(r, line, fmt, args, out);
     }
     case F_BATCH: {
         static const char *const kn[] = {"linecount", "fill_with", NULL};
