@@ -13,7 +13,7 @@
  * tokenization is left out, so the sequence lengths are exact.
  *
  * Usage: bench_encoder [--full] [--threads N] [--model-dir DIR] [--f32-only]
- *                      [--shape BATCHxLEN]
+ *                      [--shape BATCHxLEN] [--max-tokens N]
  *   default run: about 1-3 minutes; --full adds the large shapes.
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
  */
@@ -37,6 +37,7 @@ enum { H = 768, I = 1152, LAYERS = 22, HEADS = 12, VOCAB = 50368, LABELS = 3, LO
 
 static int n_threads;
 static tp_pool *pool;
+static size_t g_max_tokens; /* --max-tokens: micro-batch token cap (0: from the budget) */
 
 /* ---------------------------------------------------------------- weights */
 
@@ -226,7 +227,7 @@ static double run(const tp_net *net, size_t n, size_t len, bool batched, int rep
         req[i].n = len;
     }
     tp_enc_run_params rp = {.max_tokens = 0, .budget = (size_t)256 << 20, .want_cls = true};
-    rp.max_tokens = rp.budget / net->act_bytes_per_token;
+    rp.max_tokens = g_max_tokens ? g_max_tokens : rp.budget / net->act_bytes_per_token;
     float sink = 0;
     double best = 1e30;
     tp_error err;
@@ -278,13 +279,15 @@ int main(int argc, char **argv) {
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--model-dir") && i + 1 < argc)
             dir = argv[++i];
+        else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc)
+            g_max_tokens = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
                  sscanf(argv[i + 1], "%zux%zu", &custom.batch, &custom.len) == 2 &&
                  custom.batch > 0 && custom.len >= 2)
             i++;
         else {
             fprintf(stderr, "usage: bench_encoder [--full] [--f32-only] [--threads N] "
-                            "[--model-dir DIR] [--shape BATCHxLEN]\n");
+                            "[--model-dir DIR] [--shape BATCHxLEN] [--max-tokens N]\n");
             return 2;
         }
     }
