@@ -223,6 +223,7 @@ typedef enum tpl_kind {
     N_CONTINUE,
     N_FILTERBLOCK, /* a = filter chain applied to a placeholder; b = body */
     N_WITH,        /* kids = target, value, target, value...; b = body */
+    N_CALLBLOCK,   /* {% call(params) m(args) %}: a = the call; kids = params; b = body */
 } tpl_kind;
 
 typedef enum tpl_op {

@@ -230,6 +230,8 @@ typedef struct {
     int depth;
     uint64_t steps;
     int loop_depth;
+    const tpl_node *caller_call; /* {% call %}: the macro call that receives `caller` */
+    tv caller;
 } R;
 
 enum { X_OK, X_BREAK, X_CONTINUE, X_ERR };
@@ -2280,6 +2282,11 @@ static bool call_macro(R *r, const tpl_node *call, tv mv, const args_t *a, tv *o
         if (!ok)
             return rfail(r, line, "macro '%s' has no parameter '%s'", m->name, a->kw[i]);
     }
+    if (r->caller_call == call) { /* invoked by a {% call %} block */
+        if (!frame_set(r, mf, "caller", 6, r->caller))
+            return check_mem(r, line);
+        r->caller_call = NULL;
+    }
     for (size_t k = 0; k < m->n_kids; k++) {
         const tpl_node *pn = m->kids[k];
         tv v;
@@ -3617,6 +3624,29 @@ static int exec(R *r, frame *f, const tpl_node *n) {
         if (!out_value(r, n->line, v))
             return X_ERR;
         return x;
+    }
+    case N_CALLBLOCK: {
+        /* the body becomes a macro named caller, passed to the called macro */
+        macro_closure *mc = tpl_alloc(&r->a, sizeof *mc);
+        if (!mc)
+            return check_mem(r, n->line), X_ERR;
+        mc->m = n;
+        mc->f = f;
+        tv cv;
+        cv.t = TV_MACRO;
+        cv.aux = 0;
+        cv.u.ptr = mc;
+        const tpl_node *saved_call = r->caller_call;
+        tv saved = r->caller;
+        r->caller_call = n->a;
+        r->caller = cv;
+        tv v;
+        bool ok = eval(r, f, n->a, &v);
+        r->caller_call = saved_call;
+        r->caller = saved;
+        if (!ok || !out_value(r, n->line, v))
+            return X_ERR;
+        return X_OK;
     }
     case N_WITH: {
         size_t np = n->n_kids / 2;

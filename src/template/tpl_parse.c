@@ -1477,6 +1477,57 @@ static tpl_node *parse_stmt(P *p) {
             return NULL;
         return body;
     }
+    if (is_name(t, "call")) {
+        adv(p);
+        tpl_node *n = node(p, N_CALLBLOCK, line);
+        if (!n)
+            return NULL;
+        n->name = "caller";
+        n->name_len = 6;
+        nlist params = {0};
+        if (is_op(cur(p), "(")) {
+            adv(p);
+            while (!is_op(cur(p), ")")) {
+                if (params.n && !expect_op(p, ","))
+                    return NULL;
+                tok *pt = cur(p);
+                if (pt->type != T_NAME)
+                    return pfail(p, pt->line, "expected a parameter name in call block"), NULL;
+                tpl_node *pn = node(p, N_NAME, pt->line);
+                if (!pn)
+                    return NULL;
+                pn->name = tok_str(p, pt);
+                pn->name_len = pt->n;
+                adv(p);
+                if (is_op(cur(p), "=")) {
+                    adv(p);
+                    pn->a = parse_expr(p);
+                    if (!pn->a)
+                        return NULL;
+                }
+                if (!nl_push(p, &params, pn, NULL))
+                    return NULL;
+            }
+            adv(p);
+        }
+        nl_into(n, &params);
+        n->a = parse_expr(p);
+        if (!n->a)
+            return NULL;
+        if (n->a->kind != N_CALL)
+            return pfail(p, line, "a call block needs a macro call, e.g. {%% call m() %%}"), NULL;
+        if (!expect_block_end(p))
+            return NULL;
+        static const char *const ends[] = {"endcall", NULL};
+        int which;
+        int saved = p->loop_depth;
+        p->loop_depth = 0;
+        bool ok = parse_body(p, &n->b, ends, &which);
+        p->loop_depth = saved;
+        if (!ok || !expect_block_end(p))
+            return NULL;
+        return n;
+    }
     if (is_name(t, "with")) {
         adv(p);
         tpl_node *n = node(p, N_WITH, line);
@@ -1800,6 +1851,10 @@ static void an_stmt(an_ctx *c, an_scope *s, tpl_node *n, int branch) {
         an_expr(c, s, n->a);
         an_scope_body(c, s, n->b, NULL, NULL, 0, NULL);
         break;
+    case N_CALLBLOCK:
+        an_expr(c, s, n->a);
+        an_scope_body(c, s, n->b, NULL, (const tpl_node *const *)n->kids, n->n_kids, NULL);
+        break;
     case N_WITH: {
         /* values are evaluated outside; the targets are bound in the body's scope */
         for (size_t i = 1; i < n->n_kids; i += 2)
@@ -1880,6 +1935,8 @@ static bool check_names(P *p, const tpl_node *n, bool soft) {
     case N_FOR:
         return check_names(p, n->a, soft) && check_names(p, n->b, false) &&
                check_names(p, n->c, false) && check_names(p, n->d, false);
+    case N_CALLBLOCK:
+        return check_names(p, n->a, soft) && check_names(p, n->b, false);
     case N_MACRO:
     case N_SETBLOCK:
     case N_FILTERBLOCK:

@@ -352,8 +352,11 @@ static const engine_case CASES[] = {
     {"{{ \"%s-%d\"|format(\"a\", 3) }}|{{ \"x\"|format }}|{{ \"%05.2f\"|format(3.14159) }}",
      "{}",
      "a-3|x|03.14"},
-    {"{{ \"%s %s\"|format(1) }}\n",
+    {"{{ \"%s %s\"|format(1) }}",
      "{}",
      NULL},
     /* python: TypeError: not enough arguments for format string */
+    {"{% macro box(t) %}[{{ t }}:{{ caller() }}]{% endmacro %}{% call box(\"a\") %}inner {{ x }}{% endcall %}|{% macro each(l) %}{% for i in l %}{{ caller(i) }}{% endfor %}{% endmacro %}{% call(v, w=\"!\") each([1, 2]) %}<{{ v }}{{ w }}>{% endcall %}",
+     "{\"x\": 5}",
+     "[a:inner 5]|<1!><2!>"},
 };

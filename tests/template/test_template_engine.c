@@ -119,6 +119,7 @@ static void test_errors(void) {
     expect_error("{{ '%s %s' % (1,) }}", NULL, "not enough arguments");
     expect_error("{{ '%d' % 'x' }}", NULL, "number is required");
     expect_error("{% include 'x' %}", NULL, "'include'");
+    expect_error("{% call x %}{% endcall %}", NULL, "macro call");
     expect_error("{% do x %}", NULL, "'do'");
     expect_error("{{ x | nosuch }}", NULL, "filter 'nosuch'");
     expect_error("{{ x is nosuch }}", NULL, "test 'nosuch'");
