@@ -22,13 +22,15 @@ def stmt(d):
         return "{%% if %s %%}%s{%% elif %s %%}%s{%% else %%}%s{%% endif %%}" % (random.choice(vals), block(d+1), random.choice(vals), block(d+1), block(d+1))
     if r < 0.8:
         return random.choice(["{% break %}", "{% continue %}"]) if d > 0 else "{{ 'nb' }}"
-    if r < 0.88:
+    if r < 0.84:
         return "{%% set blk %%}%s{%% endset %%}[{{ blk }}]" % block(d+1)
+    if r < 0.88:
+        return "{%% call(q) w(%s) %%}%s{{ q }}{%% endcall %%}" % (random.choice(vals), block(d+1))
     return "{%% macro m(y, z='d') %%}%s{%% endmacro %%}" % block(d+1)
 def block(d):
     return "".join(stmt(d) for _ in range(random.randint(1, 3)))
 cases = []
 for i in range(int(sys.argv[2])):
-    t = "{% set ns = namespace(a=0) %}{% set x = 5 %}{% macro m(y, z='d') %}<{{ y }}{{ z }}{{ x }}>{% endmacro %}" + block(0) + "|{{ x }}{{ ns.a }}"
+    t = "{% set ns = namespace(a=0) %}{% set x = 5 %}{% macro m(y, z='d') %}<{{ y }}{{ z }}{{ x }}>{% endmacro %}{% macro w(a) %}({{ caller(a) }}{{ caller(x) }}){% endmacro %}" + block(0) + "|{{ x }}{{ ns.a }}"
     cases.append(t + "\n----\n{\"y\": 2}")
 print("\n====\n".join(cases))
