@@ -100,9 +100,11 @@ struct tpl_loop {
     const tv *items; /* the (filtered) items iterated */
     size_t n;
     size_t index0;
-    int depth;        /* 1 for the outermost loop */
-    bool has_changed; /* loop.changed(): a previous value was recorded */
-    tv changed;       /* loop.changed(): the arguments of the last call, as a tuple */
+    int depth;            /* 1 for the outermost loop */
+    bool has_changed;     /* loop.changed(): a previous value was recorded */
+    tv changed;           /* loop.changed(): the arguments of the last call, as a tuple */
+    const tpl_node *node; /* the N_FOR (for recursive loop(...) calls) */
+    void *outer;          /* the frame the loop runs in (eval-private) */
 };
 
 static inline tv tv_undef(void) {

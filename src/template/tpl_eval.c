@@ -518,6 +518,7 @@ static bool scope_enter(R *r, frame *f, const tpl_node *body) {
 static bool eval(R *r, frame *f, const tpl_node *n, tv *out);
 static int exec(R *r, frame *f, const tpl_node *n);
 static bool call_value(R *r, frame *f, const tpl_node *call, tv callee, tv *out);
+static int run_loop(R *r, frame *f, const tpl_node *n, const tv *items, size_t cnt, int depth);
 static bool call_method(R *r, frame *f, const tpl_node *call, tv self, int id, const char *name,
                         tv *out);
 
@@ -2330,6 +2331,34 @@ static bool call_value(R *r, frame *f, const tpl_node *call, tv callee, tv *out)
     if (callee.t == TV_UNDEF)
         return undef_fail(r, line, callee, "cannot call an undefined value");
     args_t a;
+    if (callee.t == TV_LOOP) {
+        tpl_loop *lp = callee.u.loop;
+        if (lp->node->op != 1)
+            return rfail(r, line, "loop() can only be called in a loop marked 'recursive'");
+        if (!eval_args(r, f, call, &a))
+            return false;
+        if (a.npos != 1 || a.nkw)
+            return rfail(r, line, "loop() takes one iterable");
+        if (r->depth > TPL_MAX_DEPTH / 2)
+            return rfail(r, line, "recursive loop nested too deeply");
+        const tv *items;
+        size_t cnt;
+        if (!iter_items(r, line, a.pos[0], &items, &cnt))
+            return false;
+        tp_buf body = {0};
+        tp_buf *saved = r->out;
+        r->out = &body;
+        r->depth++;
+        int x = run_loop(r, lp->outer, lp->node, items, cnt, lp->depth + 1);
+        r->depth--;
+        r->out = saved;
+        if (x == X_ERR) {
+            tp_buf_free(&body);
+            return false;
+        }
+        *out = buf_to_str(r, &body);
+        return check_mem(r, line);
+    }
     if (callee.t == TV_FUNC) {
         if (!eval_args(r, f, call, &a))
             return false;
@@ -3471,6 +3500,13 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
     size_t cnt;
     if (!iter_items(r, line, it, &items, &cnt))
         return X_ERR;
+    return run_loop(r, f, n, items, cnt, 1);
+}
+
+/* The loop proper over items (also the body of a recursive loop(...) call, one level
+ * deeper). */
+static int run_loop(R *r, frame *f, const tpl_node *n, const tv *items, size_t cnt, int depth) {
+    int line = n->line;
     const tpl_node *target = n->kids[0];
     frame *iter = frame_new(r, f);
     if (!iter)
@@ -3497,8 +3533,10 @@ static int exec_for(R *r, frame *f, const tpl_node *n) {
     lp->items = items;
     lp->n = cnt;
     lp->index0 = 0;
-    lp->depth = 1; /* Jinja counts depth only for recursive loops, which we refuse */
+    lp->depth = depth; /* always 1 unless the loop is recursive */
     lp->has_changed = false;
+    lp->node = n;
+    lp->outer = f;
     tv lv;
     lv.t = TV_LOOP;
     lv.aux = 0;

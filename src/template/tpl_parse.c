@@ -1348,8 +1348,10 @@ static tpl_node *parse_stmt(P *p) {
             if (!n->d)
                 return NULL;
         }
-        if (is_name(cur(p), "recursive"))
-            return pfail(p, cur(p)->line, "recursive for loops are not supported"), NULL;
+        if (is_name(cur(p), "recursive")) {
+            n->op = 1; /* recursive: loop(items) renders the body again, one level deeper */
+            adv(p);
+        }
         if (!expect_block_end(p))
             return NULL;
         /* the target is kept in kids[0] */

@@ -359,4 +359,7 @@ static const engine_case CASES[] = {
     {"{% macro box(t) %}[{{ t }}:{{ caller() }}]{% endmacro %}{% call box(\"a\") %}inner {{ x }}{% endcall %}|{% macro each(l) %}{% for i in l %}{{ caller(i) }}{% endfor %}{% endmacro %}{% call(v, w=\"!\") each([1, 2]) %}<{{ v }}{{ w }}>{% endcall %}",
      "{\"x\": 5}",
      "[a:inner 5]|<1!><2!>"},
+    {"{% for n in tree recursive %}<{{ n.name }}:{{ loop.depth }}{{ loop.depth0 }}{% if n.kids %}[{{ loop(n.kids) }}]{% endif %}>{% endfor %}",
+     "{\"tree\": [{\"name\": \"a\", \"kids\": [{\"name\": \"b\", \"kids\": [{\"name\": \"c\"}]}, {\"name\": \"d\"}]}, {\"name\": \"e\"}]}",
+     "<a:10[<b:21[<c:32>]><d:21>]><e:10>"},
 };

@@ -114,7 +114,8 @@ static void expect_output(const char *tpl, const char *vars, const char *expecte
 
 static void test_errors(void) {
     /* unsupported features name themselves */
-    expect_error("{% for x in y recursive %}{% endfor %}", NULL, "recursive");
+    expect_error("{% for x in [1] %}{{ loop([2]) }}{% endfor %}", NULL, "recursive");
+    expect_error("{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}", NULL, "too deep");
     expect_error("{{ '%(a)s' % {'a': 1} }}", NULL, "formatting");
     expect_error("{{ '%s %s' % (1,) }}", NULL, "not enough arguments");
     expect_error("{{ '%d' % 'x' }}", NULL, "number is required");
