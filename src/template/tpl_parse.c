@@ -471,24 +471,28 @@ static bool lex(P *p) {
                 while (q < n && (s[q] == ' ' || s[q] == '\t' || s[q] == '\n'))
                     q++;
                 bool minus = q < n && s[q] == '-';
-                if (q < n && (s[q] == '-' || s[q] == '+'))
+                if (q < n && s[q] == '-')
                     q++;
+                /* Jinja2 accepts only "%}" or "-%}" here ("+%}" makes raw an unknown tag) */
                 if (q + 2 > n || memcmp(s + q, "%}", 2) != 0)
-                    return pfail(p, line, "malformed raw tag");
+                    return pfail(p, line, "malformed raw tag (expected '%%}' or '-%%}')");
                 q += 2;
+                bool raw_line_start = false; /* for lstrip_blocks before {% endraw %} */
                 if (minus) {
                     size_t l;
-                    while (q < n && is_ws_at(s, n, q, &l))
+                    while (q < n && is_ws_at(s, n, q, &l)) {
+                        raw_line_start = s[q] == '\n';
                         q += l;
+                    }
                 }
                 /* find {% endraw %} */
                 size_t body = q, e = q;
                 size_t end_tag = 0, after = 0;
-                bool end_minus = false, found = false;
+                bool end_minus = false, end_plus = false, found = false;
                 while (e + 1 < n) {
                     if (s[e] == '{' && s[e + 1] == '%') {
                         size_t r = e + 2;
-                        bool m2 = r < n && s[r] == '-';
+                        bool m2 = r < n && s[r] == '-', p2 = r < n && s[r] == '+';
                         if (r < n && (s[r] == '-' || s[r] == '+'))
                             r++;
                         while (r < n && (s[r] == ' ' || s[r] == '\t' || s[r] == '\n'))
@@ -497,20 +501,21 @@ static bool lex(P *p) {
                             r += 6;
                             while (r < n && (s[r] == ' ' || s[r] == '\t' || s[r] == '\n'))
                                 r++;
-                            bool m3 = r < n && s[r] == '-';
+                            bool m3 = r < n && s[r] == '-', p3 = r < n && s[r] == '+';
                             if (r < n && (s[r] == '-' || s[r] == '+'))
                                 r++;
                             if (r + 2 <= n && memcmp(s + r, "%}", 2) == 0) {
                                 end_tag = e;
                                 after = r + 2;
                                 end_minus = m2;
+                                end_plus = p2;
                                 found = true;
                                 if (m3) {
                                     size_t l;
                                     while (after < n && is_ws_at(s, n, after, &l))
                                         after += l;
-                                } else if (after < n && s[after] == '\n') {
-                                    after++;
+                                } else if (!p3 && after < n && s[after] == '\n') {
+                                    after++; /* trim_blocks */
                                 }
                                 break;
                             }
@@ -521,8 +526,30 @@ static bool lex(P *p) {
                 if (!found)
                     return pfail(p, line, "missing {%% endraw %%}");
                 size_t blen = end_tag - body;
-                if (end_minus)
+                if (end_minus) {
                     blen = rstrip_len(s + body, blen);
+                } else if (!end_plus) {
+                    /* lstrip_blocks applies to {% endraw %} as to any block tag */
+                    size_t l_pos = 0;
+                    for (size_t k2 = blen; k2 > 0; k2--)
+                        if (s[body + k2 - 1] == '\n') {
+                            l_pos = k2;
+                            break;
+                        }
+                    if ((l_pos > 0 || raw_line_start) && l_pos < blen) {
+                        bool all_ws = true;
+                        size_t k2 = l_pos, l;
+                        while (k2 < blen) {
+                            if (!is_ws_at(s + body, blen, k2, &l)) {
+                                all_ws = false;
+                                break;
+                            }
+                            k2 += l;
+                        }
+                        if (all_ws)
+                            blen = l_pos;
+                    }
+                }
                 if (!emit_text(p, s + body, blen, line))
                     return false;
                 line += count_lines(s + k, after - k);

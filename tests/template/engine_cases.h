@@ -362,4 +362,11 @@ static const engine_case CASES[] = {
     {"{% for n in tree recursive %}<{{ n.name }}:{{ loop.depth }}{{ loop.depth0 }}{% if n.kids %}[{{ loop(n.kids) }}]{% endif %}>{% endfor %}",
      "{\"tree\": [{\"name\": \"a\", \"kids\": [{\"name\": \"b\", \"kids\": [{\"name\": \"c\"}]}, {\"name\": \"d\"}]}, {\"name\": \"e\"}]}",
      "<a:10[<b:21[<c:32>]><d:21>]><e:10>"},
+    {"{% raw %}a{% endraw +%}\nb|{% raw -%}  a  {%- endraw %}|  {% raw %}a{% endraw %}\nx\n  {%+ raw %}a{% endraw %}|{% raw %}\na\n  {% endraw %}\nb|{% raw -%}\n  x\n  {% endraw %}",
+     "{}",
+     "a\nb|a|  ax\n  a|\na\nb|x\n"},
+    {"{% raw +%}a{% endraw %}\n",
+     "{}",
+     NULL},
+    /* python: TemplateSyntaxError: Encountered unknown tag 'raw'. */
 };

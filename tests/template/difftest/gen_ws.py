@@ -11,8 +11,10 @@ def tag():
         return "{{%s 'v' %s}}" % (random.choice(["", "", "-"]), random.choice(["", "", "-"]))
     if k < 0.45:
         return "{#%s c %s#}" % (lm, rm)
-    if k < 0.6:
+    if k < 0.5:
         return "{%%%s set z = 1 %s%%}" % (lm, rm)
+    if k < 0.6:
+        return "{%%%s raw %s%%}%s{{ x }}%s{%%%s endraw %s%%}" % (lm, rm, random.choice(texts), random.choice(texts), random.choice(["", "-", "+"]), random.choice(["", "-", "+"]))
     if k < 0.8:
         b = body(2)
         return "{%%%s if true %s%%}%s{%%%s endif %s%%}" % (lm, rm, b, random.choice(["", "-", "+"]), random.choice(["", "-", "+"]))
