@@ -4,8 +4,8 @@
  * Hugging Face cache.
  */
 #include "tokenizer/tok_internal.h"
+#include "io/resolve.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,90 +54,18 @@ const char *tp_tok_chat_template_get(const tp_tokenizer *tok, const char *name) 
 
 /* ---- public API ---- */
 
-/* HF cache: <hub>/models--org--name/snapshots/<refs/main or the only one>. */
-static char *resolve_hf_cache(const char *id) {
-    const char *hub = getenv("HF_HUB_CACHE");
-    char base[4096];
-    if (hub && *hub) {
-        snprintf(base, sizeof base, "%s", hub);
-    } else if (getenv("HF_HOME") && *getenv("HF_HOME")) {
-        snprintf(base, sizeof base, "%s/hub", getenv("HF_HOME"));
-    } else if (getenv("HOME")) {
-        snprintf(base, sizeof base, "%s/.cache/huggingface/hub", getenv("HOME"));
-    } else {
-        return NULL;
-    }
-    char repo[4096];
-    int k = snprintf(repo, sizeof repo, "%s/models--", base);
-    for (const char *p = id; *p && k < (int)sizeof repo - 3; p++) {
-        if (*p == '/') {
-            repo[k++] = '-';
-            repo[k++] = '-';
-        } else {
-            repo[k++] = *p;
-        }
-    }
-    repo[k] = '\0';
-    char path[8192], ref[256] = "";
-    snprintf(path, sizeof path, "%s/refs/main", repo);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        size_t n = fread(ref, 1, sizeof ref - 1, f);
-        fclose(f);
-        ref[n] = '\0';
-        while (n > 0 && (ref[n - 1] == '\n' || ref[n - 1] == '\r' || ref[n - 1] == ' '))
-            ref[--n] = '\0';
-        if (strchr(ref, '/') || strstr(ref, ".."))
-            ref[0] = '\0';
-    }
-    if (ref[0]) {
-        snprintf(path, sizeof path, "%s/snapshots/%s", repo, ref);
-        if (tp_dir_exists(path))
-            return tp_strdup(path);
-    }
-    snprintf(path, sizeof path, "%s/snapshots", repo);
-    DIR *d = opendir(path);
-    if (!d)
-        return NULL;
-    struct dirent *e;
-    char *found = NULL;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *cand = tp_path_join(path, e->d_name);
-        char *tj = cand ? tp_path_join(cand, "tokenizer.json") : NULL;
-        if (tj && tp_file_exists(tj)) {
-            free(found);
-            found = cand;
-            cand = NULL;
-        }
-        free(tj);
-        free(cand);
-        if (found)
-            break;
-    }
-    closedir(d);
-    return found;
-}
-
 tp_status tp_tokenizer_load(const char *model, tp_tokenizer **out, tp_error *err) {
     if (!model || !out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_tokenizer_load: NULL argument");
     *out = NULL;
-    if (tp_dir_exists(model))
-        return tp_tok_load(model, out, err);
-    const char *slash = strchr(model, '/');
-    if (slash && slash != model && !strchr(slash + 1, '/') && model[0] != '.') {
-        char *dir = resolve_hf_cache(model);
-        if (dir) {
-            tp_status st = tp_tok_load(dir, out, err);
-            free(dir);
-            return st;
-        }
-        return tp_fail(err, TP_ERR_NOT_FOUND,
-                       "%s: not a folder, and not found in the Hugging Face cache", model);
-    }
-    return tp_fail(err, TP_ERR_NOT_FOUND, "%s: no such model folder", model);
+    /* a folder, or an org/name[@revision] id in the Hugging Face cache (io/resolve.h) */
+    char *dir = NULL;
+    tp_status st = tp_resolve_local(model, &dir, err);
+    if (st != TP_OK)
+        return st;
+    st = tp_tok_load(dir, out, err);
+    free(dir);
+    return st;
 }
 
 void tp_tokenizer_free(tp_tokenizer *tok) {
