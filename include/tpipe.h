@@ -151,18 +151,19 @@ tp_status tp_model_info_get(const char *id_or_path, tp_model_info *info, tp_erro
 /* ---- net (section: net) ---- */
 
 /* Which files tp_model_resolve makes available (a bit mask). */
-#define TP_RESOLVE_CONFIG 1u    /* config.json, generation_config.json (optional)          */
-#define TP_RESOLVE_TOKENIZER 2u /* tokenizer.json, tokenizer_config.json, and the optional  \
-                                   special_tokens_map.json, chat_template.jinja            */
-#define TP_RESOLVE_WEIGHTS 4u   /* model.safetensors, else model.safetensors.index.json and \
-                                   every shard it lists                                    */
+/* config.json, generation_config.json (optional) */
+#define TP_RESOLVE_CONFIG 1u
+/* tokenizer.json, tokenizer_config.json, and the optional special_tokens_map.json,
+ * chat_template.jinja */
+#define TP_RESOLVE_TOKENIZER 2u
+/* model.safetensors, else model.safetensors.index.json and every shard it lists */
+#define TP_RESOLVE_WEIGHTS 4u
 #define TP_RESOLVE_ALL 7u
 
 /* Download progress: `file` is the repository path being fetched, done/total in
  * bytes (total 0 when unknown). Called from the calling thread, often; return
  * non-zero to cancel (tp_model_resolve then returns TP_ERR_CANCELLED). */
-typedef int (*tp_download_progress_fn)(const char *file, uint64_t done, uint64_t total,
-                                       void *user);
+typedef int (*tp_download_progress_fn)(const char *file, uint64_t done, uint64_t total, void *user);
 
 typedef struct tp_resolve_params {
     unsigned files;         /* TP_RESOLVE_* mask; default TP_RESOLVE_ALL                    */
@@ -294,8 +295,7 @@ tp_status tp_chat_template_load(const char *model_dir, tp_chat_template **out, t
  * Returns TP_ERR_INPUT (bad JSON, no messages list), TP_ERR_TEMPLATE (the template
  * raised or failed; the message names the template line), TP_ERR_OUT_OF_MEMORY. */
 tp_status tp_chat_template_render(const tp_chat_template *ct, const char *json,
-                                  const tp_chat_template_params *params, char **out,
-                                  tp_error *err);
+                                  const tp_chat_template_params *params, char **out, tp_error *err);
 void tp_chat_template_string_free(char *s);
 void tp_chat_template_free(tp_chat_template *ct);
 
@@ -413,11 +413,11 @@ typedef struct tp_fill_mask_result {
     size_t k;       /* predictions per mask (top_k, at most the vocabulary size)      */
     tp_fill_mask_prediction *predictions; /* (n_masks, k): mask m's j-th best at [m*k + j],
                                              best first                               */
-    char *filled;   /* the text with every mask replaced by its best token (special
-                       tokens skipped): what tp_fill_mask_predict returns             */
+    char *filled; /* the text with every mask replaced by its best token (special
+                     tokens skipped): what tp_fill_mask_predict returns             */
 } tp_fill_mask_result;
 
-void tp_fill_mask_result_free(tp_fill_mask_result *r);                /* r is zeroed   */
+void tp_fill_mask_result_free(tp_fill_mask_result *r);               /* r is zeroed   */
 void tp_fill_mask_result_free_all(tp_fill_mask_result *r, size_t n); /* each of n     */
 
 /* The text with the mask(s) filled by the best token; *filled is malloc'd
@@ -470,8 +470,8 @@ void tp_sentiment_result_free(tp_sentiment_result *r);
 void tp_sentiment_result_free_all(tp_sentiment_result *r, size_t n);
 
 /* The best label; *label is malloc'd (free with free()). */
-tp_status tp_sentiment_predict(tp_model *model, const char *text,
-                               const tp_sentiment_params *params, char **label, tp_error *err);
+tp_status tp_sentiment_predict(tp_model *model, const char *text, const tp_sentiment_params *params,
+                               char **label, tp_error *err);
 /* The best label and its score (n_scores = 1). */
 tp_status tp_sentiment_predict_with_score(tp_model *model, const char *text,
                                           const tp_sentiment_params *params,
@@ -495,12 +495,12 @@ tp_status tp_sentiment_predict_all_scores_batch(tp_model *model, const char *con
 /* ---- zero-shot classification (NLI models) ---- */
 
 typedef struct tp_zero_shot_params {
-    tp_encoder_input_params input; /* truncation cuts the text, never the hypothesis */
+    tp_encoder_input_params input;   /* truncation cuts the text, never the hypothesis */
     const char *hypothesis_template; /* "{}" is replaced by the label; NULL (default):
                                         "This example is {}."                           */
-    bool multi_label; /* false (default): softmax of the entailment logits across the
-                         labels; true: per label, softmax over [contradiction, entailment].
-                         As in Hugging Face, a single label is always scored multi-label. */
+    bool multi_label;                /* false (default): softmax of the entailment logits across the
+                                        labels; true: per label, softmax over [contradiction, entailment].
+                                        As in Hugging Face, a single label is always scored multi-label. */
 } tp_zero_shot_params;
 
 tp_zero_shot_params tp_zero_shot_default_params(void);
@@ -578,24 +578,24 @@ typedef enum tp_finish_reason {
 /* Per-item settings; every field has an "unset" value (what
  * tp_gen_options_unset() returns), meaning "inherit". */
 typedef struct tp_gen_options {
-    int32_t max_new_tokens;     /* < 0 unset. Default: generation_config max_new_tokens,
-                                   else 256                                               */
-    float temperature;          /* < 0 unset; 0 = greedy. Default: generation_config's
-                                   temperature (1.0 if absent) when its do_sample is true,
-                                   else 0 (greedy)                                        */
-    int32_t top_k;              /* < 0 unset; 0 = off. Default: generation_config (50)    */
-    float top_p;                /* < 0 unset; 1 = off. Default: generation_config (1.0)   */
-    float min_p;                /* < 0 unset; 0 = off. Default: generation_config (0)     */
-    float repetition_penalty;   /* <= 0 unset; 1 = off. Default: generation_config (1.0)  */
-    int32_t repetition_window;  /* < 0 unset; 0 = every prompt and output token (default) */
-    int64_t seed;               /* < 0 unset. Default 0 (so runs are reproducible)        */
-    const char *const *stop;    /* stop strings (n_stop); NULL = unset. Generation stops
-                                   when the text contains one (also across tokens); the
-                                   text is cut before it                                  */
+    int32_t max_new_tokens;    /* < 0 unset. Default: generation_config max_new_tokens,
+                                  else 256                                               */
+    float temperature;         /* < 0 unset; 0 = greedy. Default: generation_config's
+                                  temperature (1.0 if absent) when its do_sample is true,
+                                  else 0 (greedy)                                        */
+    int32_t top_k;             /* < 0 unset; 0 = off. Default: generation_config (50)    */
+    float top_p;               /* < 0 unset; 1 = off. Default: generation_config (1.0)   */
+    float min_p;               /* < 0 unset; 0 = off. Default: generation_config (0)     */
+    float repetition_penalty;  /* <= 0 unset; 1 = off. Default: generation_config (1.0)  */
+    int32_t repetition_window; /* < 0 unset; 0 = every prompt and output token (default) */
+    int64_t seed;              /* < 0 unset. Default 0 (so runs are reproducible)        */
+    const char *const *stop;   /* stop strings (n_stop); NULL = unset. Generation stops
+                                  when the text contains one (also across tokens); the
+                                  text is cut before it                                  */
     size_t n_stop;
-    const int32_t *stop_ids;    /* extra stop token ids besides the EOS ids of
-                                   generation_config.json (else config.json); NULL =
-                                   unset. Like EOS, a stop id ends the item and counts  */
+    const int32_t *stop_ids; /* extra stop token ids besides the EOS ids of
+                                generation_config.json (else config.json); NULL =
+                                unset. Like EOS, a stop id ends the item and counts  */
     size_t n_stop_ids;
 } tp_gen_options;
 
@@ -608,29 +608,29 @@ tp_gen_options tp_gen_options_unset(void);
 typedef int (*tp_gen_stream_fn)(size_t item, const char *text, size_t len, void *user);
 
 typedef struct tp_generate_params {
-    tp_gen_options options;   /* call-level settings (default: all unset)                 */
-    int enable_thinking;      /* chat: -1 (default) = not passed to the template; 0 =
-                                 false; 1 = true (Qwen3's thinking switch)               */
-    bool truncate_prompt;     /* false (default): a prompt leaving no room for
-                                 max_new_tokens in the context fails TP_ERR_TOO_LONG;
-                                 true: its oldest tokens are dropped (result.truncated)  */
-    size_t kv_budget;         /* bytes of KV cache for the call; 0 (default): half of the
-                                 available memory                                         */
-    int max_batch;            /* sequences decoded together; 0 (default): 64             */
-    tp_gen_stream_fn stream;  /* NULL (default): no streaming                             */
+    tp_gen_options options;  /* call-level settings (default: all unset)                 */
+    int enable_thinking;     /* chat: -1 (default) = not passed to the template; 0 =
+                                false; 1 = true (Qwen3's thinking switch)               */
+    bool truncate_prompt;    /* false (default): a prompt leaving no room for
+                                max_new_tokens in the context fails TP_ERR_TOO_LONG;
+                                true: its oldest tokens are dropped (result.truncated)  */
+    size_t kv_budget;        /* bytes of KV cache for the call; 0 (default): half of the
+                                available memory                                         */
+    int max_batch;           /* sequences decoded together; 0 (default): 64             */
+    tp_gen_stream_fn stream; /* NULL (default): no streaming                             */
     void *stream_user;
 } tp_generate_params;
 
 tp_generate_params tp_generate_default_params(void);
 
 typedef struct tp_gen_result {
-    tp_error error;       /* error.status == TP_OK when the item succeeded              */
-    char *text;           /* generated text, special tokens skipped, cut before a stop
-                             string; an incomplete UTF-8 tail decodes as U+FFFD        */
-    char *reasoning;      /* the reasoning block (<think>...</think>, trimmed) when the
-                             text has one, else NULL                                   */
-    char *content;        /* the text after the reasoning block (trimmed at its start),
-                             or the whole text when there is none                      */
+    tp_error error;  /* error.status == TP_OK when the item succeeded              */
+    char *text;      /* generated text, special tokens skipped, cut before a stop
+                        string; an incomplete UTF-8 tail decodes as U+FFFD        */
+    char *reasoning; /* the reasoning block (<think>...</think>, trimmed) when the
+                        text has one, else NULL                                   */
+    char *content;   /* the text after the reasoning block (trimmed at its start),
+                        or the whole text when there is none                      */
     tp_finish_reason finish_reason;
     size_t prompt_tokens;     /* prompt tokens run (after truncation)                 */
     size_t completion_tokens; /* generated ids, a final EOS / stop id included         */
@@ -638,7 +638,7 @@ typedef struct tp_gen_result {
     bool truncated;           /* the prompt was cut (truncate_prompt)                  */
 } tp_gen_result;
 
-void tp_gen_result_free(tp_gen_result *r);                /* r is zeroed; NULL ok */
+void tp_gen_result_free(tp_gen_result *r);               /* r is zeroed; NULL ok */
 void tp_gen_result_free_all(tp_gen_result *r, size_t n); /* each of n            */
 
 /* Per-call figures (all items of the call together). */
@@ -649,7 +649,7 @@ typedef struct tp_generate_stats {
     double decode_tokens_per_s;   /* tokens / time of the pure decode steps             */
     size_t prompt_tokens;
     size_t completion_tokens;
-    size_t kv_peak_bytes;         /* most KV cache memory held at once                  */
+    size_t kv_peak_bytes; /* most KV cache memory held at once                  */
 } tp_generate_stats;
 
 /* One chat message. content is plain text. */
@@ -672,9 +672,8 @@ tp_status tp_completion(tp_model *model, const char *prompt, const tp_generate_p
                         tp_gen_result *out, tp_generate_stats *stats, tp_error *err);
 /* n prompts; item_options NULL or n per-item settings; out: caller's array of n. */
 tp_status tp_completion_batch(tp_model *model, const char *const *prompts, size_t n,
-                              const tp_generate_params *params,
-                              const tp_gen_options *item_options, tp_gen_result *out,
-                              tp_generate_stats *stats, tp_error *err);
+                              const tp_generate_params *params, const tp_gen_options *item_options,
+                              tp_gen_result *out, tp_generate_stats *stats, tp_error *err);
 /* Chat: renders the model's chat template (add_generation_prompt = true;
  * enable_thinking passed only when set) and generates the assistant reply. */
 tp_status tp_chat(tp_model *model, const tp_chat_message *messages, size_t n_messages,
