@@ -299,10 +299,15 @@ static void v_add(float *y, const float *x, size_t n) {
  * Up to AQ queries that share a kv head (rows of a block and the heads of a
  * GQA group) walk the chunks together, so each chunk of K and V (16 rows) is
  * fetched from L2 once and then read from L1 by every query: without this,
- * attention is bound by re-streaming the KV cache once per query row. */
+ * attention is bound by re-streaming the KV cache once per query row.
+ *
+ * head_dim 64, 128 and 256 (4, 8, 16 vectors: the models' sizes) run
+ * attn_group_nv, the same arithmetic register-tiled with the vector count a
+ * compile-time constant (1.7-1.8x attn_group, same bits: docs/kernels.md);
+ * other sizes run attn_group. */
 
 #define ATTN_MAX_VEC 16 /* head_dim <= 256; larger uses the reference */
-#define AQ 8
+#define AQ 16
 
 typedef struct attn_q {
     const float *q;
@@ -365,9 +370,11 @@ static void attn_accum_v(float *at, int nv, __mmask16 last, __m512 alpha, const 
     }
 }
 
+/* the row a key pointer gets when no query of a group sees the key */
+static const float attn_zeros[ATTN_MAX_VEC * 16];
+
 static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t koff, const attn_q *qs,
                        int nq) {
-    static const float zeros[ATTN_MAX_VEC * 16];
     int d = p->head_dim;
     int nv = (d + 15) / 16;
     __mmask16 last = tail_mask((size_t)(d - (nv - 1) * 16));
@@ -399,7 +406,7 @@ static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t kof
                 kr[jj] = s->k_blocks[b] + at;
                 vr[jj] = s->v_blocks[b] + at;
             } else {
-                kr[jj] = vr[jj] = zeros;
+                kr[jj] = vr[jj] = attn_zeros;
             }
             if (++off == s->block_size) {
                 off = 0;
@@ -490,6 +497,281 @@ static void attn_group(const tp_attn_seq *s, const tp_attn_params *p, size_t kof
     }
 }
 
+/* ---- attention with head_dim a compile-time number of vectors ----
+ * The same arithmetic per query as attn_group (scores: one FMA chain per key
+ * over the head_dim vectors from zero, hsum16's tree; the same softmax update;
+ * acc = acc * alpha, then acc += p_j v_j over the query's visible keys in key
+ * order), register-tiled: QK takes TS queries x 4 keys at a time with the
+ * queries held in registers (each K vector load feeds TS FMAs), PV takes TQ
+ * queries at a time with their accumulators in registers (each V vector load
+ * feeds TQ FMAs, TQ x NV independent FMA chains). A key that a query of the
+ * tile does not see is skipped for that query by a zero FMA mask (its
+ * accumulator is left untouched), so grouping never changes a query's bits. */
+
+/* Dot products of TS queries (qv, in registers) with the 4 keys k[0..3]:
+ * one FMA chain per (query, key) over the head_dim vectors, from zero. */
+static inline __attribute__((always_inline)) void attn_qk_4(const int NV, const int TS,
+                                                            __m512 (*qv)[16], const float *const *k,
+                                                            __mmask16 last, __m512 (*d)[4]) {
+#pragma GCC unroll 4
+    for (int t = 0; t < TS; t++)
+        d[t][0] = d[t][1] = d[t][2] = d[t][3] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) {
+        __mmask16 vm = v == NV - 1 ? last : 0xffff;
+        __m512 x0 = _mm512_maskz_loadu_ps(vm, k[0] + v * 16);
+        __m512 x1 = _mm512_maskz_loadu_ps(vm, k[1] + v * 16);
+        __m512 x2 = _mm512_maskz_loadu_ps(vm, k[2] + v * 16);
+        __m512 x3 = _mm512_maskz_loadu_ps(vm, k[3] + v * 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < TS; t++) {
+            d[t][0] = _mm512_fmadd_ps(qv[t][v], x0, d[t][0]);
+            d[t][1] = _mm512_fmadd_ps(qv[t][v], x1, d[t][1]);
+            d[t][2] = _mm512_fmadd_ps(qv[t][v], x2, d[t][2]);
+            d[t][3] = _mm512_fmadd_ps(qv[t][v], x3, d[t][3]);
+        }
+    }
+}
+
+/* Scores of TS queries against the chunk's 16 keys (groups of 4 keys whose
+ * bits in gmask are clear are skipped: no lane of theirs is read). QUADS:
+ * reduce a query's 16 accumulators with hsum16_quad / hsum16_quads (fewer
+ * shuffles; faster when many queries share a chunk); otherwise hsum16x4 per
+ * group of 4 keys in a rolled loop (faster for the 1-2 queries of a decode
+ * step). Both give hsum16's bits. */
+static inline __attribute__((always_inline)) void
+attn_qk_tile(const int NV, const int TS, const bool QUADS, const attn_q *qs, const float *const *kr,
+             unsigned gmask, __mmask16 last, __m512 *svs) {
+    __m512 qv[4][16];
+#pragma GCC unroll 4
+    for (int t = 0; t < TS; t++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++)
+            qv[t][v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, qs[t].q + v * 16);
+    __m512 d[4][4];
+    if (QUADS) {
+        __m512 pq[4][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            if ((gmask >> (4 * g)) & 0xfu) {
+                attn_qk_4(NV, TS, qv, kr + 4 * g, last, d);
+#pragma GCC unroll 4
+                for (int t = 0; t < TS; t++)
+                    pq[t][g] = hsum16_quad(d[t][0], d[t][1], d[t][2], d[t][3]);
+            } else {
+#pragma GCC unroll 4
+                for (int t = 0; t < TS; t++)
+                    pq[t][g] = _mm512_setzero_ps();
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < TS; t++)
+            svs[t] = hsum16_quads(pq[t][0], pq[t][1], pq[t][2], pq[t][3]);
+    } else {
+        __m512 sv[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < TS; t++)
+            sv[t] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+        for (int g = 0; g < 4; g++) {
+            if (!((gmask >> (4 * g)) & 0xfu))
+                continue;
+            attn_qk_4(NV, TS, qv, kr + 4 * g, last, d);
+#pragma GCC unroll 4
+            for (int t = 0; t < TS; t++) {
+                __m128 part = hsum16x4(d[t][0], d[t][1], d[t][2], d[t][3]);
+                sv[t] = _mm512_mask_broadcast_f32x4(sv[t], (__mmask16)(0xfu << (4 * g)), part);
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < TS; t++)
+            svs[t] = sv[t];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+attn_pv_tile(const int NV, const int TQ, float (*acc)[ATTN_MAX_VEC * 16], const unsigned *cms,
+             const __m512 *alphas, float (*pjs)[16], const float *const *vr, __mmask16 last) {
+    unsigned un = 0;
+#pragma GCC unroll 8
+    for (int t = 0; t < TQ; t++)
+        un |= cms[t];
+    if (!un)
+        return;
+    int j0 = __builtin_ctz(un), j1 = 31 - __builtin_clz(un);
+    __m512 A[4][16];
+#pragma GCC unroll 8
+    for (int t = 0; t < TQ; t++) {
+        __mmask16 kv = cms[t] ? 0xffff : 0;
+#pragma GCC unroll 16
+        for (int u = 0; u < NV; u++) {
+            __m512 a = _mm512_load_ps(acc[t] + u * 16);
+            A[t][u] = _mm512_mask_mul_ps(a, kv, a, alphas[t]);
+        }
+    }
+    bool same = true;
+#pragma GCC unroll 8
+    for (int t = 0; t < TQ; t++)
+        same = same && cms[t] == un;
+    if (same) {
+        /* every query of the tile sees keys j0..j1: no masks */
+        for (int jj = j0; jj <= j1; jj++) {
+            const float *vrow = vr[jj];
+            __m512 w[4];
+#pragma GCC unroll 8
+            for (int t = 0; t < TQ; t++)
+                w[t] = _mm512_set1_ps(pjs[t][jj]);
+#pragma GCC unroll 16
+            for (int u = 0; u < NV; u++) {
+                __m512 x = _mm512_maskz_loadu_ps(u == NV - 1 ? last : 0xffff, vrow + u * 16);
+#pragma GCC unroll 8
+                for (int t = 0; t < TQ; t++)
+                    A[t][u] = _mm512_fmadd_ps(w[t], x, A[t][u]);
+            }
+        }
+    } else {
+        for (int jj = j0; jj <= j1; jj++) {
+            __m512 w[4];
+            __mmask16 km[4];
+#pragma GCC unroll 8
+            for (int t = 0; t < TQ; t++) {
+                w[t] = _mm512_set1_ps(pjs[t][jj]);
+                km[t] = (__mmask16)(0u - ((cms[t] >> jj) & 1u));
+            }
+            const float *vrow = vr[jj];
+#pragma GCC unroll 16
+            for (int u = 0; u < NV; u++) {
+                __m512 x = _mm512_maskz_loadu_ps(u == NV - 1 ? last : 0xffff, vrow + u * 16);
+#pragma GCC unroll 8
+                for (int t = 0; t < TQ; t++)
+                    A[t][u] = _mm512_mask3_fmadd_ps(w[t], x, A[t][u], km[t]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TQ; t++)
+#pragma GCC unroll 16
+        for (int u = 0; u < NV; u++)
+            _mm512_store_ps(acc[t] + u * 16, A[t][u]);
+}
+
+static inline __attribute__((always_inline)) void attn_group_nv(const int NV, const tp_attn_seq *s,
+                                                                const tp_attn_params *p,
+                                                                size_t koff, const attn_q *qs,
+                                                                int nq) {
+    /* queries per QK tile (held in registers) and per PV tile (their
+     * accumulators in registers): at most 32 vector registers */
+    const int TS = NV <= 8 ? 2 : 1;
+    const int TQ = NV <= 8 ? 4 : 1;
+    int d = p->head_dim;
+    __mmask16 last = tail_mask((size_t)(d - (NV - 1) * 16));
+    float acc[AQ][ATTN_MAX_VEC * 16] __attribute__((aligned(64)));
+    float m[AQ], l[AQ];
+    int jlo = INT32_MAX, jhi = -1;
+    for (int t = 0; t < nq; t++) {
+        m[t] = -INFINITY;
+        l[t] = 0.0f;
+        for (int v = 0; v < NV; v++)
+            _mm512_store_ps(acc[t] + v * 16, _mm512_setzero_ps());
+        if (qs[t].hi >= qs[t].lo) {
+            jlo = qs[t].lo < jlo ? qs[t].lo : jlo;
+            jhi = qs[t].hi > jhi ? qs[t].hi : jhi;
+        }
+    }
+    const __m512 vscale = _mm512_set1_ps(p->scale);
+    const float *kr[16], *vr[16];
+    for (int c0 = jhi >= 0 ? jlo - jlo % 16 : 0; c0 <= jhi; c0 += 16) {
+        /* each query's visible keys in this chunk as a bit mask */
+        unsigned cms[AQ], any = 0;
+        for (int t = 0; t < nq; t++) {
+            int a0 = qs[t].lo > c0 ? qs[t].lo - c0 : 0;
+            int a1 = qs[t].hi < c0 + 15 ? qs[t].hi - c0 : 15;
+            cms[t] = a0 <= a1 ? ((2u << a1) - 1) & ~((1u << a0) - 1) : 0;
+            any |= cms[t];
+        }
+        int b = c0 / s->block_size, off = c0 % s->block_size;
+        for (int jj = 0; jj < 16; jj++) {
+            if ((any >> jj) & 1u) {
+                size_t at = (size_t)off * s->kv_ld + koff;
+                kr[jj] = s->k_blocks[b] + at;
+                vr[jj] = s->v_blocks[b] + at;
+            } else {
+                kr[jj] = vr[jj] = attn_zeros;
+            }
+            if (++off == s->block_size) {
+                off = 0;
+                b++;
+            }
+        }
+        __m512 svs[AQ];
+        int t = 0;
+        for (; t + TS <= nq; t += TS) {
+            unsigned gm = 0;
+            for (int u = 0; u < TS; u++)
+                gm |= cms[t + u];
+            if (gm && nq > 2)
+                attn_qk_tile(NV, TS, true, qs + t, kr, gm, last, svs + t);
+            else if (gm)
+                attn_qk_tile(NV, TS, false, qs + t, kr, gm, last, svs + t);
+        }
+        for (; t < nq; t++)
+            if (cms[t])
+                attn_qk_tile(NV, 1, false, qs + t, kr, cms[t], last, svs + t);
+        float pjs[AQ][16] __attribute__((aligned(64)));
+        __m512 alphas[AQ];
+        for (t = 0; t < nq; t++) {
+            alphas[t] = _mm512_set1_ps(1.0f);
+            if (!cms[t])
+                continue;
+            __mmask16 cm = (__mmask16)cms[t];
+            __m512 sv = _mm512_mul_ps(svs[t], vscale);
+            if (p->softcap > 0.0f) {
+                __m512 cap = _mm512_set1_ps(p->softcap);
+                sv = _mm512_mul_ps(cap, tanh512(_mm512_div_ps(sv, cap)));
+            }
+            sv = _mm512_mask_blend_ps(cm, _mm512_set1_ps(-INFINITY), sv);
+            float cmax = _mm512_reduce_max_ps(sv);
+            float m_new = cmax > m[t] ? cmax : m[t];
+            __m512 pv = _mm512_maskz_mov_ps(cm, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m_new))));
+            __m512 alpha = exp512(_mm512_set1_ps(m[t] - m_new));
+            l[t] = l[t] * _mm512_cvtss_f32(alpha) + hsum16(pv);
+            m[t] = m_new;
+            alphas[t] = alpha;
+            _mm512_store_ps(pjs[t], pv);
+        }
+        t = 0;
+        for (; t + TQ <= nq; t += TQ)
+            attn_pv_tile(NV, TQ, acc + t, cms + t, alphas + t, pjs + t, vr, last);
+        if (TQ > 2)
+            for (; t + 2 <= nq; t += 2)
+                attn_pv_tile(NV, 2, acc + t, cms + t, alphas + t, pjs + t, vr, last);
+        for (; t < nq; t++)
+            attn_pv_tile(NV, 1, acc + t, cms + t, alphas + t, pjs + t, vr, last);
+    }
+    for (int t = 0; t < nq; t++) {
+        __m512 vl = _mm512_set1_ps(l[t]);
+        bool none = qs[t].hi < qs[t].lo;
+        for (int v = 0; v < NV; v++) {
+            __m512 r =
+                none ? _mm512_setzero_ps() : _mm512_div_ps(_mm512_load_ps(acc[t] + v * 16), vl);
+            _mm512_mask_storeu_ps(qs[t].o + v * 16, v == NV - 1 ? last : 0xffff, r);
+        }
+    }
+}
+
+static void attn_group_4(const tp_attn_seq *s, const tp_attn_params *p, size_t koff,
+                         const attn_q *qs, int nq) {
+    attn_group_nv(4, s, p, koff, qs, nq);
+}
+static void attn_group_8(const tp_attn_seq *s, const tp_attn_params *p, size_t koff,
+                         const attn_q *qs, int nq) {
+    attn_group_nv(8, s, p, koff, qs, nq);
+}
+static void attn_group_16(const tp_attn_seq *s, const tp_attn_params *p, size_t koff,
+                          const attn_q *qs, int nq) {
+    attn_group_nv(16, s, p, koff, qs, nq);
+}
+
 static void v_attention(const tp_attn_job *job) {
     const tp_attn_seq *s = job->s;
     const tp_attn_params *p = job->p;
@@ -499,6 +781,15 @@ static void v_attention(const tp_attn_job *job) {
         return;
     }
     int group = p->n_heads / p->n_kv_heads;
+    void (*run)(const tp_attn_seq *, const tp_attn_params *, size_t, const attn_q *, int) =
+        attn_group;
+    int nv = (d + 15) / 16;
+    if (nv == 4)
+        run = attn_group_4;
+    else if (nv == 8)
+        run = attn_group_8;
+    else if (nv == 16)
+        run = attn_group_16;
     /* queries (row, head) in row-major order, AQ at a time per kv head */
     attn_q qs[AQ];
     int nq = 0;
@@ -508,7 +799,7 @@ static void v_attention(const tp_attn_job *job) {
         tp_attn_range(p, s->kv_len, s->q_pos0 + i, &lo, &hi);
         for (int h = job->h0; h < job->h1; h++) {
             if (nq == AQ || (nq > 0 && h / group != kvh)) {
-                attn_group(s, p, (size_t)kvh * (size_t)d, qs, nq);
+                run(s, p, (size_t)kvh * (size_t)d, qs, nq);
                 nq = 0;
             }
             kvh = h / group;
@@ -520,7 +811,7 @@ static void v_attention(const tp_attn_job *job) {
         }
     }
     if (nq > 0)
-        attn_group(s, p, (size_t)kvh * (size_t)d, qs, nq);
+        run(s, p, (size_t)kvh * (size_t)d, qs, nq);
 }
 
 const tp_kernel_table tp_kernels_avx512 = {

@@ -211,10 +211,16 @@ int main(void) {
         {3, 1, 24, true, 11, -1, 10.0f}, /* gemma 270m-like + softcap */
         {4, 4, 16, false, -1, -1, 0.0f}, /* modernbert global */
         {3, 3, 16, false, 4, 4, 0.0f},   /* modernbert local |i-j| <= 4 */
-        {2, 2, 128, true, -1, -1, 0.0f},  {2, 1, 64, false, 8, 8, 0.0f},
-        {1, 1, 1, true, -1, -1, 0.0f},    {2, 1, 256, true, 5, -1, 0.0f}, /* gemma head_dim */
+        {2, 2, 128, true, -1, -1, 0.0f},
+        {2, 1, 64, false, 8, 8, 0.0f},
+        {1, 1, 1, true, -1, -1, 0.0f},
+        {2, 1, 256, true, 5, -1, 0.0f},   /* gemma head_dim */
         {1, 1, 300, false, -1, -1, 0.0f}, /* beyond the vector kernels */
         {5, 5, 17, true, 3, 2, 30.0f},
+        /* head_dim 64 / 128: the register-tiled kernels, with GQA, windows, softcap */
+        {4, 2, 64, true, 6, -1, 20.0f},
+        {2, 1, 128, true, -1, -1, 30.0f},
+        {6, 6, 64, false, -1, -1, 0.0f},
     };
     for (int ii = 0; ii < n_isa; ii++) {
         for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
