@@ -351,6 +351,18 @@ static void gemm_block(int kind, const tp_linear *l, const void *xs, size_t ldx,
     }
 }
 
+size_t tp_avx512_bf16_ldxb(size_t K) {
+    /* K rounded up to 32, plus one cache line so that the rows of a tile do
+     * not all fall on the same L1 sets */
+    size_t ldxb = (K + 31) / 32 * 32 + 32;
+    return tp_cpu_has_bf16() && ldxb <= XB_MAX ? ldxb : 0;
+}
+
+void tp_avx512_round_x_bf16(const float *x, size_t ldx, size_t rows, size_t K, uint16_t *xb,
+                            size_t ldxb) {
+    round_rows_bf16(x, ldx, rows, K, xb, ldxb);
+}
+
 void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1) {
     const tp_linear *l = a->l;
     size_t K = (size_t)l->n_in;
@@ -359,22 +371,31 @@ void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size
         gemm_block(kind, l, a->x, a->ldx, sizeof(float), a->y, a->ldy, m0, m1, n0, n1);
         return;
     }
-    /* row stride of the bf16 copy: K rounded up to 32, plus one cache line so
-     * that the rows of a tile do not all fall on the same L1 sets */
-    size_t ldxb = (K + 31) / 32 * 32 + 32;
-    if (!tp_cpu_has_bf16() || ldxb > XB_MAX) {
+    size_t ldxb = tp_avx512_bf16_ldxb(K);
+    if (!ldxb) {
         /* no AVX512_BF16, or rows too long for the stack copy: the reference
          * defines the bf16 mode (a fixed choice per shape, so still invariant) */
         tp_kernels_ref.gemm(a, m0, m1, n0, n1);
         return;
     }
-    /* round x to bf16 once per group of rows, then run the whole column range */
-    uint16_t xb[XB_MAX] __attribute__((aligned(64)));
+    /* groups of up to 16 rows run the whole column range on their bf16 rows */
     size_t group = XB_MAX / ldxb;
     if (group > TILE_R)
         group -= group % TILE_R;
     if (group > 16)
         group = 16;
+    if (a->xb) {
+        /* rounded once for the whole call by the dispatcher (tp_matmul) */
+        TP_ASSERT(a->ldxb == ldxb);
+        for (size_t m = m0; m < m1; m += group) {
+            size_t rows = m1 - m < group ? m1 - m : group;
+            gemm_block(3, l, a->xb + m * ldxb, ldxb, sizeof(uint16_t), a->y + m * a->ldy, a->ldy, 0,
+                       rows, n0, n1);
+        }
+        return;
+    }
+    /* otherwise round each group of rows here */
+    uint16_t xb[XB_MAX] __attribute__((aligned(64)));
     for (size_t m = m0; m < m1; m += group) {
         size_t rows = m1 - m < group ? m1 - m : group;
         round_rows_bf16(a->x + m * a->ldx, a->ldx, rows, K, xb, ldxb);

@@ -28,6 +28,11 @@ typedef struct tp_gemm_args {
     float *y; /* (m, N), row stride ldy */
     size_t ldy;
     tp_compute compute; /* BF16 only reaches a kernel for BF16 weights */
+    /* AVX-512 bf16 mode: all m rows of x already rounded to bf16 by
+     * tp_avx512_round_x_bf16 (row stride ldxb), or NULL: each task rounds its
+     * own rows. Same bits either way; other kernels ignore it. */
+    const uint16_t *xb;
+    size_t ldxb;
 } tp_gemm_args;
 
 /* One attention job: rows [r0, r1) of sequence s, query heads [h0, h1). */
@@ -65,6 +70,12 @@ extern const tp_kernel_table tp_kernels_avx512;
 /* The GEMM kernels of each vector ISA (gemm_*.c), referenced by the tables. */
 void tp_avx512_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
 void tp_avx2_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+/* Row stride (elements) of the bf16 copy of x that tp_avx512_gemm's bf16 mode
+ * uses for rows of K, or 0 if that mode does not use one (no AVX512_BF16, or
+ * rows too long); and the rounding of rows into such a copy. */
+size_t tp_avx512_bf16_ldxb(size_t K);
+void tp_avx512_round_x_bf16(const float *x, size_t ldx, size_t rows, size_t K, uint16_t *xb,
+                            size_t ldxb);
 
 /* The table tp_get_isa() selects (what the public functions use). */
 const tp_kernel_table *tp_kernels_current(void);
