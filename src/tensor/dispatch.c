@@ -94,6 +94,8 @@ void tp_linear_release(tp_linear *l) {
  * load balance. */
 #define GEMM_MB 64
 #define GEMM_NB 128
+/* largest bf16 copy of x a call makes (AVX-512 bf16 mode) */
+#define XB_CALL_BYTES ((size_t)8 << 20)
 
 typedef struct gemm_ctx {
     const tp_kernel_table *kt;
@@ -145,6 +147,19 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
         view.packed = NULL;
         l = &view;
     }
+    /* AVX-512 bf16 mode: x is rounded to bf16 once per call (below), into at
+     * most XB_CALL_BYTES; longer calls run as slabs of rows, each its own call
+     * (rows are independent: same bits) */
+    if (compute == TP_COMPUTE_BF16 && l->dtype == TP_DTYPE_BF16 && c.kt == &tp_kernels_avx512) {
+        size_t ldxb = tp_avx512_bf16_ldxb((size_t)l->n_in);
+        size_t slab = ldxb ? XB_CALL_BYTES / (ldxb * sizeof(uint16_t)) / GEMM_MB * GEMM_MB : 0;
+        if (slab > 0 && m > slab) {
+            for (size_t r = 0; r < m; r += slab)
+                tp_matmul(pool, l, x + r * ldx, ldx, y + r * ldy, ldy, m - r < slab ? m - r : slab,
+                          compute);
+            return;
+        }
+    }
     c.a.l = l;
     c.a.x = x;
     c.a.ldx = ldx;
@@ -176,8 +191,9 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
     size_t tasks = c.n_mblocks * c.n_nblocks;
     /* AVX-512 bf16 mode: round x to bf16 once here rather than in every
      * column task that reads the same rows (measured 2-6 % of the GEMM time in
-     * decode and encoder runs); without memory for the copy each task rounds
-     * its rows itself (same bits: the rounding is per element) */
+     * decode and encoder runs); at most XB_CALL_BYTES (see the slabs above);
+     * without memory for the copy each task rounds its rows itself (same
+     * bits: the rounding is per element) */
     uint16_t *xb = NULL;
     if (c.a.compute == TP_COMPUTE_BF16 && c.kt == &tp_kernels_avx512 && c.n_nblocks > 1) {
         size_t ldxb = tp_avx512_bf16_ldxb(K);
