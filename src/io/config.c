@@ -100,17 +100,6 @@ void tp_json_free(tp_json_doc *doc) {
     doc->path = NULL;
 }
 
-/* Looks key up in obj: NULL when absent or JSON null (both mean "use the
- * default"). Sets *bad when obj itself is not an object. */
-static const cJSON *lookup(const cJSON *obj, const char *key) {
-    if (!cJSON_IsObject(obj) || !key)
-        return NULL;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v))
-        return NULL;
-    return v;
-}
-
 static const char *doc_name(const tp_json_doc *doc) {
     return doc && doc->path ? doc->path : "(json)";
 }
@@ -129,8 +118,58 @@ static const char *type_name(const cJSON *v) {
     return "null";
 }
 
-static tp_status check_obj(const tp_json_doc *doc, const cJSON *obj, const char *key,
-                           tp_error *err) {
+/* 2^63 as a double: valid int64 values are in [-2^63, 2^63). */
+#define TWO_POW_63 9223372036854775808.0
+
+/* The JSON types the getters read (J_ANY: any value), with the words of
+ * their error messages. */
+typedef enum json_kind { J_INT, J_NUMBER, J_BOOL, J_STRING, J_OBJECT, J_ANY } json_kind;
+
+static const struct {
+    const char *noun;     /* "missing key 'k' (<noun>)" */
+    const char *expected; /* "key 'k': expected <expected>, found ..." */
+} kind_words[] = {
+    [J_INT] = {"an integer", "an integer"},    [J_NUMBER] = {"a number", "a number"},
+    [J_BOOL] = {"a boolean", "true or false"}, [J_STRING] = {"a string", "a string"},
+    [J_OBJECT] = {"an object", "an object"},   [J_ANY] = {"a value", "a value"},
+};
+
+static bool is_int(const cJSON *v) {
+    double d = v->valuedouble;
+    return cJSON_IsNumber(v) && d == floor(d) && d >= -TWO_POW_63 && d < TWO_POW_63;
+}
+
+/* TP_OK when v is of the kind, else TP_ERR_FORMAT naming the file and key. */
+static tp_status check_kind(const tp_json_doc *doc, const cJSON *v, const char *key, json_kind kind,
+                            tp_error *err) {
+    bool ok = kind == J_INT      ? is_int(v)
+              : kind == J_NUMBER ? cJSON_IsNumber(v)
+              : kind == J_BOOL   ? cJSON_IsBool(v)
+              : kind == J_STRING ? cJSON_IsString(v)
+              : kind == J_OBJECT ? cJSON_IsObject(v)
+                                 : true;
+    if (ok)
+        return TP_OK;
+    const char *found = kind == J_INT && cJSON_IsNumber(v) ? "a non-integer number" : type_name(v);
+    return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected %s, found %s", doc_name(doc), key,
+                   kind_words[kind].expected, found);
+}
+
+static tp_status to_int(const tp_json_doc *doc, const cJSON *v, const char *key, int64_t *out,
+                        tp_error *err) {
+    tp_status st = check_kind(doc, v, key, J_INT, err);
+    if (st == TP_OK)
+        *out = (int64_t)v->valuedouble;
+    return st;
+}
+
+/* Finds key in obj for a getter: TP_OK with *v = the value, or *v = NULL when
+ * the key is absent or JSON null (both mean "use the default"). Fails when obj
+ * is not an object, when a `required` key is absent, or when the value is not
+ * of `kind` — each error names the file and the key. */
+static tp_status find(const tp_json_doc *doc, const cJSON *obj, const char *key, json_kind kind,
+                      bool required, const cJSON **v, tp_error *err) {
+    *v = NULL;
     if (!key)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "%s: NULL key", doc_name(doc));
     if (!cJSON_IsObject(obj))
@@ -138,141 +177,99 @@ static tp_status check_obj(const tp_json_doc *doc, const cJSON *obj, const char 
                        "%s: cannot read key '%s': the enclosing value is %s, "
                        "not an object",
                        doc_name(doc), key, obj ? type_name(obj) : "missing");
-    return TP_OK;
-}
-
-/* 2^63 as a double: valid int64 values are in [-2^63, 2^63). */
-#define TWO_POW_63 9223372036854775808.0
-
-static tp_status to_int(const tp_json_doc *doc, const cJSON *v, const char *key, int64_t *out,
-                        tp_error *err) {
-    double d = v->valuedouble;
-    if (!cJSON_IsNumber(v) || !(d == floor(d)) || d < -TWO_POW_63 || d >= TWO_POW_63)
-        return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected an integer, found %s",
-                       doc_name(doc), key,
-                       cJSON_IsNumber(v) ? "a non-integer number" : type_name(v));
-    *out = (int64_t)d;
-    return TP_OK;
+    const cJSON *found = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!found || cJSON_IsNull(found)) {
+        if (required)
+            return tp_fail(err, TP_ERR_FORMAT, "%s: missing key '%s' (%s)", doc_name(doc), key,
+                           kind_words[kind].noun);
+        return TP_OK;
+    }
+    tp_status st = check_kind(doc, found, key, kind, err);
+    if (st == TP_OK)
+        *v = found;
+    return st;
 }
 
 tp_status tp_json_int(const tp_json_doc *doc, const cJSON *obj, const char *key, int64_t def,
                       int64_t *out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v) {
-        *out = def;
-        return TP_OK;
-    }
-    return to_int(doc, v, key, out, err);
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_INT, false, &v, err);
+    if (st == TP_OK)
+        *out = v ? (int64_t)v->valuedouble : def;
+    return st;
 }
 
 tp_status tp_json_req_int(const tp_json_doc *doc, const cJSON *obj, const char *key, int64_t *out,
                           tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v)
-        return tp_fail(err, TP_ERR_FORMAT, "%s: missing key '%s' (an integer)", doc_name(doc), key);
-    return to_int(doc, v, key, out, err);
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_INT, true, &v, err);
+    if (st == TP_OK)
+        *out = (int64_t)v->valuedouble;
+    return st;
 }
 
 tp_status tp_json_double(const tp_json_doc *doc, const cJSON *obj, const char *key, double def,
                          double *out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v) {
-        *out = def;
-        return TP_OK;
-    }
-    if (!cJSON_IsNumber(v))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected a number, found %s",
-                       doc_name(doc), key, type_name(v));
-    *out = v->valuedouble;
-    return TP_OK;
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_NUMBER, false, &v, err);
+    if (st == TP_OK)
+        *out = v ? v->valuedouble : def;
+    return st;
 }
 
 tp_status tp_json_req_double(const tp_json_doc *doc, const cJSON *obj, const char *key, double *out,
                              tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    if (!lookup(obj, key))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: missing key '%s' (a number)", doc_name(doc), key);
-    return tp_json_double(doc, obj, key, 0.0, out, err);
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_NUMBER, true, &v, err);
+    if (st == TP_OK)
+        *out = v->valuedouble;
+    return st;
 }
 
 tp_status tp_json_bool(const tp_json_doc *doc, const cJSON *obj, const char *key, bool def,
                        bool *out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v) {
-        *out = def;
-        return TP_OK;
-    }
-    if (!cJSON_IsBool(v))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected true or false, found %s",
-                       doc_name(doc), key, type_name(v));
-    *out = cJSON_IsTrue(v);
-    return TP_OK;
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_BOOL, false, &v, err);
+    if (st == TP_OK)
+        *out = v ? cJSON_IsTrue(v) : def;
+    return st;
 }
 
 tp_status tp_json_string(const tp_json_doc *doc, const cJSON *obj, const char *key, const char *def,
                          const char **out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v) {
-        *out = def;
-        return TP_OK;
-    }
-    if (!cJSON_IsString(v))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected a string, found %s",
-                       doc_name(doc), key, type_name(v));
-    *out = v->valuestring;
-    return TP_OK;
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_STRING, false, &v, err);
+    if (st == TP_OK)
+        *out = v ? v->valuestring : def;
+    return st;
 }
 
 tp_status tp_json_req_string(const tp_json_doc *doc, const cJSON *obj, const char *key,
                              const char **out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    if (!lookup(obj, key))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: missing key '%s' (a string)", doc_name(doc), key);
-    return tp_json_string(doc, obj, key, NULL, out, err);
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_STRING, true, &v, err);
+    if (st == TP_OK)
+        *out = v->valuestring;
+    return st;
 }
 
 tp_status tp_json_object(const tp_json_doc *doc, const cJSON *obj, const char *key,
                          const cJSON **out, tp_error *err) {
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
-        return st;
-    const cJSON *v = lookup(obj, key);
-    if (v && !cJSON_IsObject(v))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: key '%s': expected an object, found %s",
-                       doc_name(doc), key, type_name(v));
-    *out = v;
-    return TP_OK;
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_OBJECT, false, &v, err);
+    if (st == TP_OK)
+        *out = v;
+    return st;
 }
 
 tp_status tp_json_int_list(const tp_json_doc *doc, const cJSON *obj, const char *key, int64_t **out,
                            size_t *n, tp_error *err) {
     *out = NULL;
     *n = 0;
-    tp_status st = check_obj(doc, obj, key, err);
-    if (st != TP_OK)
+    const cJSON *v;
+    tp_status st = find(doc, obj, key, J_ANY, false, &v, err);
+    if (st != TP_OK || !v)
         return st;
-    const cJSON *v = lookup(obj, key);
-    if (!v)
-        return TP_OK;
     size_t cnt = cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 1;
     int64_t *a = tp_malloc_array(cnt ? cnt : 1, sizeof *a);
     if (!a)

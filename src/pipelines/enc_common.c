@@ -18,6 +18,46 @@ void tp_enc_item_error(tp_error *e, long item, tp_status st, const char *fmt, ..
     va_end(ap);
 }
 
+tp_encoder_input_params tp_enc_default_input(void) {
+    tp_encoder_input_params p;
+    memset(&p, 0, sizeof p);
+    p.truncation = true;
+    p.max_length = 0;
+    return p;
+}
+
+tp_status tp_enc_batch_begin(const tp_model *m, tp_model_task task, const char *pipeline,
+                             const char *bad_args, void *out, size_t n, size_t result_size,
+                             tp_error *err) {
+    tp_status s = tp_enc_check_model(m, task, pipeline, err);
+    if (s != TP_OK)
+        return s;
+    if (bad_args)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "%s", bad_args);
+    if (n)
+        memset(out, 0, n * result_size);
+    return TP_OK;
+}
+
+bool tp_enc_item_encoded(const tp_encoding *enc, size_t i, tp_error *e, bool *truncated) {
+    e->item = -1;
+    if (enc->status != TP_OK) {
+        tp_enc_item_error(e, (long)i, enc->status, "%s",
+                          enc->error ? enc->error : "tokenization failed");
+        return false;
+    }
+    *truncated = enc->truncated;
+    return true;
+}
+
+tp_status tp_enc_single_status(const tp_error *item, tp_error *err) {
+    if (item->status != TP_OK && err) {
+        *err = *item;
+        err->item = -1;
+    }
+    return item->status;
+}
+
 tp_status tp_enc_check_model(const tp_model *m, tp_model_task task, const char *pipeline,
                              tp_error *err) {
     if (!m)

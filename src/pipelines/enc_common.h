@@ -13,6 +13,26 @@
 void tp_enc_item_error(tp_error *e, long item, tp_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The input options of every pipeline's default params: truncation on, at the
+ * model's context length. */
+tp_encoder_input_params tp_enc_default_input(void);
+
+/* The start of a batch call: checks the model (tp_enc_check_model), fails
+ * with TP_ERR_INVALID_ARGUMENT and the message `bad_args` when it is not NULL
+ * (the caller's verdict on its arguments), then zeroes the n results of
+ * `result_size` bytes at out. */
+tp_status tp_enc_batch_begin(const tp_model *m, tp_model_task task, const char *pipeline,
+                             const char *bad_args, void *out, size_t n, size_t result_size,
+                             tp_error *err);
+
+/* Item i's encoding: false after recording its tokenization failure in *e;
+ * else e->item = -1, *truncated set, true. */
+bool tp_enc_item_encoded(const tp_encoding *enc, size_t i, tp_error *e, bool *truncated);
+
+/* A single call is a batch of one: its item's error (item) becomes the call's
+ * error, with err->item = -1. Returns item->status. */
+tp_status tp_enc_single_status(const tp_error *item, tp_error *err);
+
 /* Tokenizes n texts (with text_pairs when non-NULL) with the model's
  * special tokens and the resolved input options; NULL texts and ids outside
  * the network's vocabulary become item errors in encs[i].status/error.

@@ -17,8 +17,7 @@
 tp_fill_mask_params tp_fill_mask_default_params(void) {
     tp_fill_mask_params p;
     memset(&p, 0, sizeof p);
-    p.input.truncation = true;
-    p.input.max_length = 0;
+    p.input = tp_enc_default_input();
     return p;
 }
 
@@ -159,17 +158,13 @@ static bool fm_emit(void *vctx, size_t i, tp_status st, const char *msg, const f
 static tp_status fill_mask_run(tp_model *m, const char *const *texts, size_t n, size_t k,
                                bool want_filled, const tp_fill_mask_params *params,
                                tp_fill_mask_result *out, tp_error *err) {
-    tp_status s = tp_enc_check_model(m, TP_TASK_FILL_MASK, "fill-mask", err);
-    if (s != TP_OK)
+    tp_status s = tp_enc_batch_begin(m, TP_TASK_FILL_MASK, "fill-mask",
+                                     k == 0                  ? "fill-mask: top_k must be at least 1"
+                                     : n && (!texts || !out) ? "fill-mask: NULL texts or results"
+                                                             : NULL,
+                                     out, n, sizeof *out, err);
+    if (s != TP_OK || n == 0)
         return s;
-    if ((n && (!texts || !out)) || k == 0)
-        return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
-                       k == 0 ? "fill-mask: top_k must be at least 1"
-                              : "fill-mask: NULL texts or results");
-    if (n)
-        memset(out, 0, n * sizeof *out);
-    if (n == 0)
-        return TP_OK;
     tp_fill_mask_params defaults = tp_fill_mask_default_params();
     tp_enc_input in;
     if ((s = tp_enc_input_resolve(m, &(params ? params : &defaults)->input, &in, err)) != TP_OK)
@@ -205,13 +200,8 @@ static tp_status fill_mask_run(tp_model *m, const char *const *texts, size_t n, 
     const char *mask_text = tp_tok_get_info(m->tok)->mask.text;
     for (size_t i = 0; i < n; i++) {
         tp_encoding *e = &encs[i];
-        out[i].error.item = -1;
-        if (e->status != TP_OK) {
-            tp_enc_item_error(&out[i].error, (long)i, e->status, "%s",
-                              e->error ? e->error : "tokenization failed");
+        if (!tp_enc_item_encoded(e, i, &out[i].error, &out[i].truncated))
             continue;
-        }
-        out[i].truncated = e->truncated;
         size_t cnt = 0;
         for (size_t j = 0; j < e->n; j++)
             cnt += e->ids[j] == m->mask_id;
@@ -266,17 +256,6 @@ done:
     return s;
 }
 
-/* A single call is a batch of one; its item error becomes the call's error. */
-static tp_status single_status(const tp_fill_mask_result *r, tp_error *err) {
-    if (r->error.status == TP_OK)
-        return TP_OK;
-    if (err) {
-        *err = r->error;
-        err->item = -1;
-    }
-    return r->error.status;
-}
-
 tp_status tp_fill_mask_predict(tp_model *model, const char *text, const tp_fill_mask_params *params,
                                char **filled, tp_error *err) {
     if (!filled)
@@ -288,7 +267,7 @@ tp_status tp_fill_mask_predict(tp_model *model, const char *text, const tp_fill_
     tp_status s = fill_mask_run(model, &text, 1, 1, true, params, &r, err);
     if (s != TP_OK)
         return s;
-    s = single_status(&r, err);
+    s = tp_enc_single_status(&r.error, err);
     if (s == TP_OK) {
         *filled = r.filled;
         r.filled = NULL;
@@ -308,7 +287,7 @@ tp_status tp_fill_mask_predict_top_k(tp_model *model, const char *text, size_t k
     tp_status s = fill_mask_run(model, &text, 1, k, false, params, out, err);
     if (s != TP_OK)
         return s;
-    s = single_status(out, err);
+    s = tp_enc_single_status(&out->error, err);
     if (s != TP_OK) {
         tp_error keep = out->error;
         tp_fill_mask_result_free(out);

@@ -14,8 +14,7 @@
 tp_sentiment_params tp_sentiment_default_params(void) {
     tp_sentiment_params p;
     memset(&p, 0, sizeof p);
-    p.input.truncation = true;
-    p.input.max_length = 0;
+    p.input = tp_enc_default_input();
     p.function = TP_SCORE_AUTO;
     return p;
 }
@@ -92,15 +91,12 @@ static bool sc_emit(void *vctx, size_t i, tp_status st, const char *msg, const f
 static tp_status sentiment_run(tp_model *m, const char *const *texts, size_t n, bool all,
                                const tp_sentiment_params *params, tp_sentiment_result *out,
                                tp_error *err) {
-    tp_status s = tp_enc_check_model(m, TP_TASK_TEXT_CLASSIFICATION, "sentiment", err);
-    if (s != TP_OK)
+    tp_status s =
+        tp_enc_batch_begin(m, TP_TASK_TEXT_CLASSIFICATION, "sentiment",
+                           n && (!texts || !out) ? "sentiment: NULL texts or results" : NULL, out,
+                           n, sizeof *out, err);
+    if (s != TP_OK || n == 0)
         return s;
-    if (n && (!texts || !out))
-        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "sentiment: NULL texts or results");
-    if (n)
-        memset(out, 0, n * sizeof *out);
-    if (n == 0)
-        return TP_OK;
     tp_sentiment_params p = params ? *params : tp_sentiment_default_params();
     tp_enc_input in;
     if ((s = tp_enc_input_resolve(m, &p.input, &in, err)) != TP_OK)
@@ -130,13 +126,8 @@ static tp_status sentiment_run(tp_model *m, const char *const *texts, size_t n, 
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        out[i].error.item = -1;
-        if (encs[i].status != TP_OK) {
-            tp_enc_item_error(&out[i].error, (long)i, encs[i].status, "%s",
-                              encs[i].error ? encs[i].error : "tokenization failed");
+        if (!tp_enc_item_encoded(&encs[i], i, &out[i].error, &out[i].truncated))
             continue;
-        }
-        out[i].truncated = encs[i].truncated;
         reqs[i].ids = encs[i].ids;
         reqs[i].n = encs[i].n;
     }
@@ -163,16 +154,12 @@ static tp_status single(tp_model *model, const char *text, bool all,
     if (!text)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "sentiment: NULL text");
     tp_status s = sentiment_run(model, &text, 1, all, params, out, err);
-    if (s != TP_OK || out->error.status == TP_OK)
+    if (s != TP_OK || (s = tp_enc_single_status(&out->error, err)) == TP_OK)
         return s;
-    tp_error e = out->error;
+    tp_error keep = out->error;
     tp_sentiment_result_free(out);
-    out->error = e;
-    if (err) {
-        *err = e;
-        err->item = -1;
-    }
-    return e.status;
+    out->error = keep;
+    return s;
 }
 
 tp_status tp_sentiment_predict(tp_model *model, const char *text, const tp_sentiment_params *params,

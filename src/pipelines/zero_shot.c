@@ -23,8 +23,7 @@
 tp_zero_shot_params tp_zero_shot_default_params(void) {
     tp_zero_shot_params p;
     memset(&p, 0, sizeof p);
-    p.input.truncation = true;
-    p.input.max_length = 0;
+    p.input = tp_enc_default_input();
     p.hypothesis_template = NULL;
     p.multi_label = false;
     return p;
@@ -81,15 +80,13 @@ static tp_status zero_shot_run(tp_model *m, const char *const *texts, size_t n,
                                const char *const *const *labels, const size_t *n_labels,
                                const tp_zero_shot_params *params, tp_zero_shot_result *out,
                                tp_error *err) {
-    tp_status s = tp_enc_check_model(m, TP_TASK_TEXT_CLASSIFICATION, "zero-shot", err);
-    if (s != TP_OK)
+    tp_status s = tp_enc_batch_begin(m, TP_TASK_TEXT_CLASSIFICATION, "zero-shot",
+                                     n && (!texts || !out || !labels || !n_labels)
+                                         ? "zero-shot: NULL texts, labels or results"
+                                         : NULL,
+                                     out, n, sizeof *out, err);
+    if (s != TP_OK || n == 0)
         return s;
-    if (n && (!texts || !out || !labels || !n_labels))
-        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "zero-shot: NULL texts, labels or results");
-    if (n)
-        memset(out, 0, n * sizeof *out);
-    if (n == 0)
-        return TP_OK;
     tp_zero_shot_params p = params ? *params : tp_zero_shot_default_params();
     const char *tmpl = p.hypothesis_template ? p.hypothesis_template : TP_DEFAULT_HYPOTHESIS;
     if (!strstr(tmpl, "{}"))
@@ -280,16 +277,12 @@ tp_status tp_zero_shot_predict(tp_model *model, const char *text, const char *co
     if (n_labels == 0)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "zero-shot: no candidate labels");
     tp_status s = zero_shot_run(model, &text, 1, &labels, &n_labels, params, out, err);
-    if (s != TP_OK || out->error.status == TP_OK)
+    if (s != TP_OK || (s = tp_enc_single_status(&out->error, err)) == TP_OK)
         return s;
-    tp_error e = out->error;
+    tp_error keep = out->error;
     tp_zero_shot_result_free(out);
-    out->error = e;
-    if (err) {
-        *err = e;
-        err->item = -1;
-    }
-    return e.status;
+    out->error = keep;
+    return s;
 }
 
 tp_status tp_zero_shot_predict_batch(tp_model *model, const char *const *texts, size_t n,

@@ -59,6 +59,16 @@ typedef struct cli_opt {
     bool *seen;    /* optional: set when the option was given */
 } cli_opt;
 
+/* The entry that ends an option table. */
+#define CLI_OPT_END                                                                                \
+    { NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL }
+/* --no-truncation of the encoder subcommands (dest: bool *). */
+#define CLI_OPT_NO_TRUNCATION(dest)                                                                \
+    {                                                                                              \
+        "--no-truncation", CLI_FLAG, (dest), NULL,                                                 \
+            "fail items longer than the model's context instead of cutting them", 0, 0, NULL       \
+    }
+
 /* The options every subcommand takes (CLI.md "Common options"). */
 typedef struct cli_common {
     const char *model;
@@ -136,6 +146,14 @@ void cli_json_float(tp_buf *b, double v);
 void cli_ok_begin(tp_buf *b, size_t index);
 void cli_ok_end(tp_buf *b);
 void cli_err_line(tp_buf *b, size_t index, const char *message);
+/* The error line of an item that cannot be run: "line N: <why>" for an input
+ * line, plain <why> for a positional text. */
+void cli_item_err(tp_buf *b, const cli_item *item, const char *why);
+/* Begins an item's line from its pipeline result's error: the error line
+ * (returns false) when e->status is not TP_OK, else cli_ok_begin (true). */
+bool cli_result_begin(tp_buf *b, const cli_item *item, const tp_error *e);
+/* cli_ok_end, and marks the item ok. */
+void cli_result_end(tp_buf *b, bool *ok);
 
 /* ---- the driver ---- */
 
@@ -165,6 +183,26 @@ int cli_run(const char *cmd, const cli_common *common, cli_batch_fn fn, void *ct
 size_t cli_collect_texts(const cli_item *items, size_t n, tp_buf *out, bool *ok, const char **texts,
                          size_t *which);
 
+/* The texts of a chunk, gathered by cli_collect_texts into arrays of their
+ * own, with a zeroed array for the pipeline's results. */
+typedef struct cli_texts {
+    const char **texts;
+    size_t *which; /* texts[k] is the text of items[which[k]] */
+    size_t n;
+    void *results; /* room for one result (of the size given) per item */
+} cli_texts;
+
+/* Allocates t for n items with results of result_size bytes, and collects the
+ * texts. false (t empty) after writing "out of memory" into fatal. Free with
+ * cli_texts_free (the results' own contents are the caller's to free). */
+bool cli_texts_collect(cli_texts *t, const cli_item *items, size_t n, size_t result_size,
+                       tp_buf *out, bool *ok, char *fatal, size_t fatal_len);
+void cli_texts_free(cli_texts *t);
+
+/* Writes a batch-level failure's message into fatal; returns 1, a failing
+ * cli_batch_fn's answer. */
+int cli_batch_fail(char *fatal, size_t fatal_len, const char *message);
+
 /* ---- progress bar (stderr, only when it is a terminal and not --quiet) ---- */
 
 typedef struct cli_progress {
@@ -190,14 +228,12 @@ void cli_format_duration(double s, char *out, size_t n);
  * line. */
 char *cli_resolve_model(const char *cmd, const cli_common *common, unsigned files);
 
-/* Resolves --model (with `files`) and loads it with the common options
- * (--threads, --precision, --max-batch-tokens). Prints the error line and
- * returns CLI_EXIT_FATAL on failure, else 0. */
-int cli_load_model(const char *cmd, const cli_common *common, unsigned files, tp_model **out);
-/* Prints "model M: what it is, not what cmd needs" and returns CLI_EXIT_FATAL
- * unless the model's task is `want`. */
-int cli_check_task(const char *cmd, const cli_common *common, const tp_model *m,
-                   tp_model_task want);
+/* Resolves --model (with `files`), loads it with the common options
+ * (--threads, --precision, --max-batch-tokens) and checks that its task is
+ * `want` ("model M is ...; cmd needs ..." otherwise). Prints the error line
+ * and returns CLI_EXIT_FATAL (with *out NULL) on failure, else 0. */
+int cli_load_model(const char *cmd, const cli_common *common, unsigned files, tp_model_task want,
+                   tp_model **out);
 
 /* The subcommands (cmd_<name>.c). */
 extern const cli_command cli_commands[];

@@ -28,10 +28,7 @@ static int ct_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
          * must itself be such an object */
         const char *json = items[i].obj ? items[i].line_ : items[i].line_no ? NULL : items[i].text;
         if (!json) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "line %zu: expected a JSON object with \"messages\"",
-                     items[i].line_no);
-            cli_err_line(&out[i], items[i].index, msg);
+            cli_item_err(&out[i], &items[i], "expected a JSON object with \"messages\"");
             continue;
         }
         char *prompt = NULL;
@@ -42,8 +39,7 @@ static int ct_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
         }
         cli_ok_begin(&out[i], items[i].index);
         cli_json_cstr(&out[i], prompt);
-        cli_ok_end(&out[i]);
-        ok[i] = true;
+        cli_result_end(&out[i], &ok[i]);
         tp_chat_template_string_free(prompt);
     }
     return 0;
@@ -57,7 +53,7 @@ int cmd_chat_template(int argc, char **argv) {
          "add_generation_prompt=false (default true)", 0, 0, NULL},
         {"--enable-thinking", CLI_STRING, &thinking, "true|false",
          "pass enable_thinking to the template (absent: not passed)", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,

@@ -15,7 +15,7 @@ int cmd_download(int argc, char **argv) {
         {"--files", CLI_STRING, &what, "SET",
          "all (default), tokenizer (tokenizer files only) or config (config files only)", 0, 0,
          NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,

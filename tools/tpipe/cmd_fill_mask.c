@@ -31,37 +31,23 @@ static void write_predictions(tp_buf *b, const tp_fill_mask_prediction *p, size_
 static int fm_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
                     size_t fatal_len) {
     fm_ctx *c = vctx;
-    const char **texts = tp_malloc_array(n, sizeof *texts);
-    size_t *which = tp_malloc_array(n, sizeof *which);
-    tp_fill_mask_result *res = NULL;
+    cli_texts t;
+    if (!cli_texts_collect(&t, items, n, sizeof(tp_fill_mask_result), out, ok, fatal, fatal_len))
+        return 1;
+    const size_t k = t.n;
+    tp_fill_mask_result *res = t.results;
     int rc = 0;
-    if (!texts || !which) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
-        goto done;
-    }
-    size_t k = cli_collect_texts(items, n, out, ok, texts, which);
-    res = calloc(k ? k : 1, sizeof *res);
-    if (!res) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
-        goto done;
-    }
     tp_error err;
-    tp_status s = tp_fill_mask_predict_top_k_batch(c->model, texts, k, c->k, &c->params, res, &err);
-    if (s != TP_OK) {
-        snprintf(fatal, fatal_len, "%s", err.message);
-        rc = 1;
+    if (tp_fill_mask_predict_top_k_batch(c->model, t.texts, k, c->k, &c->params, res, &err) !=
+        TP_OK) {
+        rc = cli_batch_fail(fatal, fatal_len, err.message);
         goto done;
     }
     for (size_t j = 0; j < k; j++) {
-        size_t i = which[j];
+        size_t i = t.which[j];
         const tp_fill_mask_result *r = &res[j];
-        if (r->error.status != TP_OK) {
-            cli_err_line(&out[i], items[i].index, r->error.message);
+        if (!cli_result_begin(&out[i], &items[i], &r->error))
             continue;
-        }
-        cli_ok_begin(&out[i], items[i].index);
         if (r->n_masks == 1) {
             write_predictions(&out[i], r->predictions, r->k);
         } else {
@@ -73,14 +59,11 @@ static int fm_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
             }
             tp_buf_puts(&out[i], "]");
         }
-        cli_ok_end(&out[i]);
-        ok[i] = true;
+        cli_result_end(&out[i], &ok[i]);
     }
     tp_fill_mask_result_free_all(res, k);
 done:
-    free(res);
-    free(texts);
-    free(which);
+    cli_texts_free(&t);
     return rc;
 }
 
@@ -90,9 +73,8 @@ int cmd_fill_mask(int argc, char **argv) {
     const cli_opt opts[] = {
         {"--top-k", CLI_INT, &top_k, "K", "predictions per mask, best first (default 1)", 1,
          1000000, NULL},
-        {"--no-truncation", CLI_FLAG, &no_truncation, NULL,
-         "fail items longer than the model's context instead of cutting them", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_NO_TRUNCATION(&no_truncation),
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,
@@ -107,9 +89,7 @@ int cmd_fill_mask(int argc, char **argv) {
     c.k = (size_t)top_k;
     c.params = tp_fill_mask_default_params();
     c.params.input.truncation = !no_truncation;
-    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, &c.model);
-    if (!rc)
-        rc = cli_check_task(argv[0], &common, c.model, TP_TASK_FILL_MASK);
+    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, TP_TASK_FILL_MASK, &c.model);
     if (!rc)
         rc = cli_run(argv[0], &common, fm_batch, &c, NULL);
     tp_model_free(c.model);

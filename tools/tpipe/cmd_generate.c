@@ -153,15 +153,13 @@ static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, b
     size_t k = 0;
     int rc = 0;
     if (!which || !prompts || !convs || !msgs || !opts || !stops || !res) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
+        rc = cli_batch_fail(fatal, fatal_len, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         const cli_item *it = &items[i];
         if (it->bad_input)
             continue;
-        char msg[256];
         const cJSON *messages =
             it->obj ? cJSON_GetObjectItemCaseSensitive(it->obj, "messages") : NULL;
         if (c->chat && messages) {
@@ -173,15 +171,14 @@ static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, b
             convs[k].messages = &msgs[k];
             convs[k].n_messages = 1;
         } else {
-            snprintf(msg, sizeof msg, "line %zu: JSON object has no %s field", it->line_no,
-                     c->chat ? "\"messages\" or \"text\"" : "\"text\"");
-            cli_err_line(&out[i], it->index, msg);
+            cli_item_err(&out[i], it,
+                         c->chat ? "JSON object has no \"messages\" or \"text\" field"
+                                 : "JSON object has no \"text\" field");
             continue;
         }
         const char *bad = item_options(it->obj, &opts[k], &stops[k]);
         if (bad) {
-            snprintf(msg, sizeof msg, "line %zu: %s", it->line_no, bad);
-            cli_err_line(&out[i], it->index, msg);
+            cli_item_err(&out[i], it, bad);
             free((void *)stops[k]);
             stops[k] = NULL;
             continue;
@@ -197,21 +194,17 @@ static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, b
         c->chat ? tp_chat_batch(c->model, convs, k, &c->params, opts, res, &stats, &err)
                 : tp_completion_batch(c->model, prompts, k, &c->params, opts, res, &stats, &err);
     if (s != TP_OK) {
-        snprintf(fatal, fatal_len, "%s", err.message);
-        rc = 1;
+        rc = cli_batch_fail(fatal, fatal_len, err.message);
         goto done;
     }
     for (size_t j = 0; j < k; j++) {
         size_t i = which[j];
         const tp_gen_result *r = &res[j];
-        if (r->error.status != TP_OK) {
-            cli_err_line(&out[i], items[i].index, r->error.message);
+        tp_buf *b = &out[i];
+        if (!cli_result_begin(b, &items[i], &r->error))
             continue;
-        }
         c->prompt_tokens += r->prompt_tokens;
         c->completion_tokens += r->completion_tokens;
-        tp_buf *b = &out[i];
-        cli_ok_begin(b, items[i].index);
         tp_buf_puts(b, "{\"text\": ");
         cli_json_cstr(b, r->text ? r->text : "");
         if (r->reasoning) {
@@ -227,8 +220,7 @@ static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, b
         if (r->truncated)
             tp_buf_puts(b, ", \"truncated\": true");
         tp_buf_puts(b, "}");
-        cli_ok_end(b);
-        ok[i] = true;
+        cli_result_end(b, &ok[i]);
     }
 done:
     if (res)
@@ -281,7 +273,7 @@ int cmd_generate(int argc, char **argv) {
          NULL},
         {"--truncate-prompt", CLI_FLAG, &truncate, NULL,
          "drop the oldest prompt tokens when a prompt does not fit the context", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,
@@ -348,9 +340,7 @@ int cmd_generate(int argc, char **argv) {
         c.stream_raw = common.texts.n == 1;
         common.quiet = true; /* the stream owns stderr */
     }
-    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, &c.model);
-    if (!rc)
-        rc = cli_check_task(argv[0], &common, c.model, TP_TASK_TEXT_GENERATION);
+    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, TP_TASK_TEXT_GENERATION, &c.model);
     cli_run_stats rs;
     memset(&rs, 0, sizeof rs);
     if (!rc) {

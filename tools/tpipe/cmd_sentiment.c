@@ -24,40 +24,29 @@ static void write_label(tp_buf *b, const tp_label_score *s) {
 static int st_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
                     size_t fatal_len) {
     st_ctx *c = vctx;
-    const char **texts = tp_malloc_array(n, sizeof *texts);
-    size_t *which = tp_malloc_array(n, sizeof *which);
-    tp_sentiment_result *res = NULL;
+    cli_texts t;
+    if (!cli_texts_collect(&t, items, n, sizeof(tp_sentiment_result), out, ok, fatal, fatal_len))
+        return 1;
+    const size_t k = t.n;
+    tp_sentiment_result *res = t.results;
     int rc = 0;
-    if (!texts || !which) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
-        goto done;
-    }
-    size_t k = cli_collect_texts(items, n, out, ok, texts, which);
-    res = calloc(k ? k : 1, sizeof *res);
-    if (!res) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
-        goto done;
-    }
     tp_error err;
     tp_status s =
-        c->all ? tp_sentiment_predict_all_scores_batch(c->model, texts, k, &c->params, res, &err)
-               : tp_sentiment_predict_with_score_batch(c->model, texts, k, &c->params, res, &err);
+        c->all ? tp_sentiment_predict_all_scores_batch(c->model, t.texts, k, &c->params, res, &err)
+               : tp_sentiment_predict_with_score_batch(c->model, t.texts, k, &c->params, res, &err);
     if (s != TP_OK) {
-        snprintf(fatal, fatal_len, "%s", err.message);
-        rc = 1;
+        rc = cli_batch_fail(fatal, fatal_len, err.message);
         goto done;
     }
     for (size_t j = 0; j < k; j++) {
-        size_t i = which[j];
+        size_t i = t.which[j];
         const tp_sentiment_result *r = &res[j];
-        if (r->error.status != TP_OK || r->n_scores == 0) {
-            cli_err_line(&out[i], items[i].index,
-                         r->error.status != TP_OK ? r->error.message : "no scores");
+        if (r->error.status == TP_OK && r->n_scores == 0) {
+            cli_err_line(&out[i], items[i].index, "no scores");
             continue;
         }
-        cli_ok_begin(&out[i], items[i].index);
+        if (!cli_result_begin(&out[i], &items[i], &r->error))
+            continue;
         if (c->all) {
             tp_buf_puts(&out[i], "[");
             for (size_t l = 0; l < r->n_scores; l++) {
@@ -69,14 +58,11 @@ static int st_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
         } else {
             write_label(&out[i], &r->scores[0]);
         }
-        cli_ok_end(&out[i]);
-        ok[i] = true;
+        cli_result_end(&out[i], &ok[i]);
     }
     tp_sentiment_result_free_all(res, k);
 done:
-    free(res);
-    free(texts);
-    free(which);
+    cli_texts_free(&t);
     return rc;
 }
 
@@ -86,9 +72,8 @@ int cmd_sentiment(int argc, char **argv) {
     const cli_opt opts[] = {
         {"--all-scores", CLI_FLAG, &c.all, NULL, "every label with its score, best first", 0, 0,
          NULL},
-        {"--no-truncation", CLI_FLAG, &no_truncation, NULL,
-         "fail items longer than the model's context instead of cutting them", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_NO_TRUNCATION(&no_truncation),
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,
@@ -101,9 +86,7 @@ int cmd_sentiment(int argc, char **argv) {
         return rc;
     c.params = tp_sentiment_default_params();
     c.params.input.truncation = !no_truncation;
-    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, &c.model);
-    if (!rc)
-        rc = cli_check_task(argv[0], &common, c.model, TP_TASK_TEXT_CLASSIFICATION);
+    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, TP_TASK_TEXT_CLASSIFICATION, &c.model);
     if (!rc)
         rc = cli_run(argv[0], &common, st_batch, &c, NULL);
     tp_model_free(c.model);

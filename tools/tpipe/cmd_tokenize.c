@@ -17,24 +17,19 @@ typedef struct tk_ctx {
 static int tk_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
                     size_t fatal_len) {
     tk_ctx *c = vctx;
-    const char **texts = tp_malloc_array(n, sizeof *texts);
-    size_t *which = tp_malloc_array(n, sizeof *which);
-    tp_tokenization *res = calloc(n ? n : 1, sizeof *res);
+    cli_texts tx;
+    if (!cli_texts_collect(&tx, items, n, sizeof(tp_tokenization), out, ok, fatal, fatal_len))
+        return 1;
+    tp_tokenization *res = tx.results;
     int rc = 0;
-    if (!texts || !which || !res) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
-        goto done;
-    }
-    size_t k = cli_collect_texts(items, n, out, ok, texts, which);
     tp_error err;
-    if (tp_tokenizer_encode_batch(c->tok, texts, k, c->special, c->threads, res, &err) != TP_OK) {
-        snprintf(fatal, fatal_len, "%s", err.message);
-        rc = 1;
+    if (tp_tokenizer_encode_batch(c->tok, tx.texts, tx.n, c->special, c->threads, res, &err) !=
+        TP_OK) {
+        rc = cli_batch_fail(fatal, fatal_len, err.message);
         goto done;
     }
-    for (size_t j = 0; j < k; j++) {
-        size_t i = which[j];
+    for (size_t j = 0; j < tx.n; j++) {
+        size_t i = tx.which[j];
         const tp_tokenization *r = &res[j];
         if (r->status != TP_OK) {
             cli_err_line(&out[i], items[i].index, r->error ? r->error : tp_status_name(r->status));
@@ -51,16 +46,12 @@ static int tk_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
             cli_json_cstr(&out[i], r->tokens[t]);
         }
         tp_buf_puts(&out[i], "]}");
-        cli_ok_end(&out[i]);
-        ok[i] = true;
+        cli_result_end(&out[i], &ok[i]);
     }
 done:
-    if (res)
-        for (size_t j = 0; j < n; j++)
-            tp_tokenization_free(&res[j]);
-    free(res);
-    free(texts);
-    free(which);
+    for (size_t j = 0; j < tx.n; j++)
+        tp_tokenization_free(&res[j]);
+    cli_texts_free(&tx);
     return rc;
 }
 
@@ -69,7 +60,7 @@ int cmd_tokenize(int argc, char **argv) {
     const cli_opt opts[] = {
         {"--no-special", CLI_FLAG, &no_special, NULL,
          "do not add the tokenizer's special tokens (e.g. [CLS] ... [SEP])", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,

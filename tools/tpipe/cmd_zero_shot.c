@@ -70,55 +70,47 @@ static const char **item_labels(const zs_ctx *c, const cli_item *it, size_t *n, 
 static int zs_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
                     size_t fatal_len) {
     zs_ctx *c = vctx;
-    const char **texts = tp_malloc_array(n, sizeof *texts);
-    size_t *which = tp_malloc_array(n, sizeof *which);
+    cli_texts t;
+    if (!cli_texts_collect(&t, items, n, sizeof(tp_zero_shot_result), out, ok, fatal, fatal_len))
+        return 1;
+    tp_zero_shot_result *res = t.results;
     const char *const **labels = tp_malloc_array(n, sizeof *labels);
     size_t *n_labels = tp_malloc_array(n, sizeof *n_labels);
     cli_strlist *owned = calloc(n ? n : 1, sizeof *owned);
-    tp_zero_shot_result *res = calloc(n ? n : 1, sizeof *res);
     size_t k = 0;
     int rc = 0;
-    if (!texts || !which || !labels || !n_labels || !owned || !res) {
-        snprintf(fatal, fatal_len, "out of memory");
-        rc = 1;
+    tp_error err;
+    if (!labels || !n_labels || !owned) {
+        rc = cli_batch_fail(fatal, fatal_len, "out of memory");
         goto done;
     }
-    size_t with_text = cli_collect_texts(items, n, out, ok, texts, which);
     /* keep only the items whose labels are usable */
-    for (size_t j = 0; j < with_text; j++) {
-        size_t i = which[j];
+    for (size_t j = 0; j < t.n; j++) {
+        size_t i = t.which[j];
         const char *why;
         size_t nl;
         const char **l = item_labels(c, &items[i], &nl, &owned[i], &why);
         if (!l) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "line %zu: %s", items[i].line_no, why);
-            cli_err_line(&out[i], items[i].index, items[i].line_no ? msg : why);
+            cli_item_err(&out[i], &items[i], why);
             continue;
         }
-        texts[k] = texts[j];
-        which[k] = i;
+        t.texts[k] = t.texts[j];
+        t.which[k] = i;
         labels[k] = l;
         n_labels[k++] = nl;
     }
-    tp_error err;
-    tp_status s = tp_zero_shot_predict_batch_labels(c->model, texts, k, labels, n_labels,
-                                                    &c->params, res, &err);
-    if (s != TP_OK) {
-        snprintf(fatal, fatal_len, "%s", err.message);
-        rc = 1;
+    if (tp_zero_shot_predict_batch_labels(c->model, t.texts, k, labels, n_labels, &c->params, res,
+                                          &err) != TP_OK) {
+        rc = cli_batch_fail(fatal, fatal_len, err.message);
         goto done;
     }
     for (size_t j = 0; j < k; j++) {
-        size_t i = which[j];
+        size_t i = t.which[j];
         const tp_zero_shot_result *r = &res[j];
-        if (r->error.status != TP_OK) {
-            cli_err_line(&out[i], items[i].index, r->error.message);
+        if (!cli_result_begin(&out[i], &items[i], &r->error))
             continue;
-        }
-        cli_ok_begin(&out[i], items[i].index);
         tp_buf_puts(&out[i], "{\"sequence\": ");
-        cli_json_str(&out[i], texts[j], items[i].text_len);
+        cli_json_str(&out[i], t.texts[j], items[i].text_len);
         tp_buf_puts(&out[i], ", \"labels\": [");
         for (size_t l = 0; l < r->n_labels; l++) {
             if (l)
@@ -132,8 +124,7 @@ static int zs_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
             cli_json_float(&out[i], r->scores[l]);
         }
         tp_buf_puts(&out[i], "]}");
-        cli_ok_end(&out[i]);
-        ok[i] = true;
+        cli_result_end(&out[i], &ok[i]);
     }
     tp_zero_shot_result_free_all(res, k);
 done:
@@ -145,9 +136,7 @@ done:
                 free((void *)owned[i].items);
         }
     free(owned);
-    free(res);
-    free(texts);
-    free(which);
+    cli_texts_free(&t);
     free((void *)labels);
     free(n_labels);
     return rc;
@@ -164,9 +153,8 @@ int cmd_zero_shot(int argc, char **argv) {
          "score each label on its own (entailment vs contradiction)", 0, 0, NULL},
         {"--hypothesis-template", CLI_STRING, &hypothesis, "T",
          "hypothesis with {} for the label (default \"This example is {}.\")", 0, 0, NULL},
-        {"--no-truncation", CLI_FLAG, &no_truncation, NULL,
-         "fail items longer than the model's context instead of cutting them", 0, 0, NULL},
-        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0, NULL},
+        CLI_OPT_NO_TRUNCATION(&no_truncation),
+        CLI_OPT_END,
     };
     cli_common common;
     int rc = cli_parse(argc, argv,
@@ -193,9 +181,7 @@ int cmd_zero_shot(int argc, char **argv) {
     c.params.multi_label = multi;
     if (hypothesis)
         c.params.hypothesis_template = hypothesis;
-    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, &c.model);
-    if (!rc)
-        rc = cli_check_task(argv[0], &common, c.model, TP_TASK_TEXT_CLASSIFICATION);
+    rc = cli_load_model(argv[0], &common, TP_RESOLVE_ALL, TP_TASK_TEXT_CLASSIFICATION, &c.model);
     if (!rc)
         rc = cli_run(argv[0], &common, zs_batch, &c, NULL);
     tp_model_free(c.model);

@@ -199,3 +199,27 @@ void cli_err_line(tp_buf *b, size_t index, const char *message) {
     cli_json_cstr(b, message && *message ? message : "unknown error");
     tp_buf_puts(b, "}\n");
 }
+
+void cli_item_err(tp_buf *b, const cli_item *item, const char *why) {
+    if (!item->line_no) {
+        cli_err_line(b, item->index, why);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "line %zu: %s", item->line_no, why);
+    cli_err_line(b, item->index, msg);
+}
+
+bool cli_result_begin(tp_buf *b, const cli_item *item, const tp_error *e) {
+    if (e->status != TP_OK) {
+        cli_err_line(b, item->index, e->message);
+        return false;
+    }
+    cli_ok_begin(b, item->index);
+    return true;
+}
+
+void cli_result_end(tp_buf *b, bool *ok) {
+    cli_ok_end(b);
+    *ok = true;
+}

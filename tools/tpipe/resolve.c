@@ -63,23 +63,6 @@ char *cli_resolve_model(const char *cmd, const cli_common *common, unsigned file
 #endif
 }
 
-int cli_load_model(const char *cmd, const cli_common *common, unsigned files, tp_model **out) {
-    *out = NULL;
-    char *dir = cli_resolve_model(cmd, common, files);
-    if (!dir)
-        return CLI_EXIT_FATAL;
-    tp_model_params mp = tp_model_default_params();
-    mp.n_threads = (int)common->threads;
-    mp.precision = strcmp(common->precision, "bf16") ? TP_PRECISION_F32 : TP_PRECISION_BF16;
-    mp.max_batch_tokens = (size_t)common->max_batch_tokens;
-    tp_error err;
-    tp_status s = tp_model_load(dir, &mp, out, &err);
-    free(dir);
-    if (s != TP_OK)
-        return cli_fatal(cmd, "cannot load model %s: %s", common->model, err.message);
-    return 0;
-}
-
 static const char *task_name(tp_model_task t) {
     switch (t) {
     case TP_TASK_FILL_MASK:
@@ -93,11 +76,36 @@ static const char *task_name(tp_model_task t) {
     }
 }
 
-int cli_check_task(const char *cmd, const cli_common *common, const tp_model *m,
-                   tp_model_task want) {
+/* Prints "model M is ...; cmd needs ..." and returns CLI_EXIT_FATAL unless the
+ * model's task is `want`. */
+static int check_task(const char *cmd, const cli_common *common, const tp_model *m,
+                      tp_model_task want) {
     tp_model_task t = tp_model_get_task(m);
     if (t == want)
         return 0;
     return cli_fatal(cmd, "model %s is %s; %s needs %s", common->model, task_name(t), cmd,
                      task_name(want));
+}
+
+int cli_load_model(const char *cmd, const cli_common *common, unsigned files, tp_model_task want,
+                   tp_model **out) {
+    *out = NULL;
+    char *dir = cli_resolve_model(cmd, common, files);
+    if (!dir)
+        return CLI_EXIT_FATAL;
+    tp_model_params mp = tp_model_default_params();
+    mp.n_threads = (int)common->threads;
+    mp.precision = strcmp(common->precision, "bf16") ? TP_PRECISION_F32 : TP_PRECISION_BF16;
+    mp.max_batch_tokens = (size_t)common->max_batch_tokens;
+    tp_error err;
+    tp_status s = tp_model_load(dir, &mp, out, &err);
+    free(dir);
+    if (s != TP_OK)
+        return cli_fatal(cmd, "cannot load model %s: %s", common->model, err.message);
+    int rc = check_task(cmd, common, *out, want);
+    if (rc) {
+        tp_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }

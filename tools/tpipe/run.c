@@ -255,14 +255,8 @@ static int run_items(runner *R, const cli_item *items, size_t n) {
             bufs[i].data[0] = '\0';
         bufs[i].oom = false;
         R->ok[i] = false;
-        if (items[i].bad_input) {
-            char msg[256];
-            if (items[i].line_no)
-                snprintf(msg, sizeof msg, "line %zu: %s", items[i].line_no, items[i].bad_input);
-            else
-                snprintf(msg, sizeof msg, "%s", items[i].bad_input);
-            cli_err_line(&bufs[i], items[i].index, msg);
-        }
+        if (items[i].bad_input)
+            cli_item_err(&bufs[i], &items[i], items[i].bad_input);
     }
     char fatal[512] = "";
     if (R->fn(R->ctx, items, n, bufs, R->ok, fatal, sizeof fatal))
@@ -464,10 +458,7 @@ size_t cli_collect_texts(const cli_item *items, size_t n, tp_buf *out, bool *ok,
         if (items[i].bad_input)
             continue;
         if (!items[i].text) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "line %zu: JSON object has no \"text\" field",
-                     items[i].line_no);
-            cli_err_line(&out[i], items[i].index, msg);
+            cli_item_err(&out[i], &items[i], "JSON object has no \"text\" field");
             ok[i] = false;
             continue;
         }
@@ -475,4 +466,34 @@ size_t cli_collect_texts(const cli_item *items, size_t n, tp_buf *out, bool *ok,
         which[k++] = i;
     }
     return k;
+}
+
+bool cli_texts_collect(cli_texts *t, const cli_item *items, size_t n, size_t result_size,
+                       tp_buf *out, bool *ok, char *fatal, size_t fatal_len) {
+    t->texts = tp_malloc_array(n, sizeof *t->texts);
+    t->which = tp_malloc_array(n, sizeof *t->which);
+    t->results = calloc(n ? n : 1, result_size);
+    t->n = 0;
+    if (!t->texts || !t->which || !t->results) {
+        cli_texts_free(t);
+        cli_batch_fail(fatal, fatal_len, "out of memory");
+        return false;
+    }
+    t->n = cli_collect_texts(items, n, out, ok, t->texts, t->which);
+    return true;
+}
+
+void cli_texts_free(cli_texts *t) {
+    free((void *)t->texts);
+    free(t->which);
+    free(t->results);
+    t->texts = NULL;
+    t->which = NULL;
+    t->results = NULL;
+    t->n = 0;
+}
+
+int cli_batch_fail(char *fatal, size_t fatal_len, const char *message) {
+    snprintf(fatal, fatal_len, "%s", message);
+    return 1;
 }
