@@ -733,7 +733,11 @@ static inline __attribute__((always_inline)) void attn_group_nv(const int NV, co
             float cmax = _mm512_reduce_max_ps(sv);
             float m_new = cmax > m[t] ? cmax : m[t];
             __m512 pv = _mm512_maskz_mov_ps(cm, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m_new))));
-            __m512 alpha = exp512(_mm512_set1_ps(m[t] - m_new));
+            /* the max did not move: exp512(0) is exactly 1 (skip it; -inf - -inf
+             * is NaN and keeps the general path) */
+            __m512 alpha = m_new == m[t] && m_new != -INFINITY
+                               ? _mm512_set1_ps(1.0f)
+                               : exp512(_mm512_set1_ps(m[t] - m_new));
             l[t] = l[t] * _mm512_cvtss_f32(alpha) + hsum16(pv);
             m[t] = m_new;
             alphas[t] = alpha;
