@@ -321,7 +321,9 @@ typedef struct tp_model_params {
     int n_threads;           /* inference threads; <= 0: all cores (default 0)              */
     tp_precision precision;  /* default TP_PRECISION_F32                                     */
     size_t max_batch_tokens; /* tokens per micro-batch; 0 (default): the most that fits in
-                                memory_budget for this model                                */
+                                memory_budget for this model, at most 2048 (larger
+                                micro-batches measured no faster); a longer single
+                                input still runs alone when it fits memory_budget          */
     size_t memory_budget;    /* bytes of scratch + head outputs a micro-batch may use;
                                 0 (default): 256 MiB. Peak memory of a batch call is bounded
                                 by this (plus the inputs and results), whatever its size.   */

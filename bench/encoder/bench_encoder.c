@@ -17,6 +17,7 @@
  *   default run: about 1-3 minutes; --full adds the large shapes.
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
  */
+#include "pipelines/model_internal.h"
 #include "batch/encoder_run.h"
 #include "core/core.h"
 #include "io/config.h"
@@ -227,7 +228,11 @@ static double run(const tp_net *net, size_t n, size_t len, bool batched, int rep
         req[i].n = len;
     }
     tp_enc_run_params rp = {.max_tokens = 0, .budget = (size_t)256 << 20, .want_cls = true};
-    rp.max_tokens = g_max_tokens ? g_max_tokens : rp.budget / net->act_bytes_per_token;
+    /* the default of tp_model_load: what fits the budget, at most TP_DEFAULT_MAX_BATCH_TOKENS */
+    size_t fit = rp.budget / net->act_bytes_per_token;
+    rp.max_tokens = g_max_tokens                        ? g_max_tokens
+                    : fit > TP_DEFAULT_MAX_BATCH_TOKENS ? TP_DEFAULT_MAX_BATCH_TOKENS
+                                                        : fit;
     float sink = 0;
     double best = 1e30;
     tp_error err;
