@@ -509,100 +509,6 @@ static tp_status check_step(const tp_decoder *d, const tp_dec_seq *seqs, size_t 
     return TP_OK;
 }
 
-/* ---- row-wise kernels split over the pool for large steps ----
- * The row kernels compute every row on its own (tensor.h: batch invariance),
- * so running row ranges on different threads gives the same bits as one call.
- * Small steps (decode) stay on the calling thread: a pool hand-off costs more. */
-
-#define PAR_MIN_ROWS 64
-
-typedef enum row_op { OP_RMSNORM, OP_GLU, OP_ROPE, OP_ADD } row_op;
-
-typedef struct row_job {
-    row_op op;
-    const float *x; /* rmsnorm/glu input, add source                      */
-    float *out;     /* rmsnorm/glu output, rope data, add destination     */
-    const float *w; /* rmsnorm weight                                     */
-    size_t rows, dim, ld, chunk;
-    float eps;
-    bool one_plus;
-    tp_act act;
-    int n_heads, head_dim;
-    const int32_t *pos;
-    const float *inv_freq;
-} row_job;
-
-static void row_task(void *ctx, size_t task, int thread) {
-    (void)thread;
-    const row_job *j = ctx;
-    size_t r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-    if (r0 >= r1)
-        return;
-    size_t n = r1 - r0;
-    switch (j->op) {
-    case OP_RMSNORM:
-        tp_rmsnorm(j->x + r0 * j->dim, j->w, j->out + r0 * j->dim, n, j->dim, j->eps, j->one_plus);
-        break;
-    case OP_GLU:
-        tp_glu(j->x + r0 * 2 * j->dim, j->out + r0 * j->dim, n, j->dim, j->act);
-        break;
-    case OP_ROPE:
-        tp_rope(j->out + r0 * j->ld, j->ld, n, j->n_heads, j->head_dim, j->pos + r0, j->inv_freq);
-        break;
-    case OP_ADD:
-        tp_add(j->out + r0 * j->dim, j->x + r0 * j->dim, n * j->dim);
-        break;
-    }
-}
-
-static void run_rows(tp_pool *pool, row_job *j) {
-    size_t nt = pool ? (size_t)tp_pool_size(pool) : 1;
-    if (nt <= 1 || j->rows < PAR_MIN_ROWS) {
-        j->chunk = j->rows;
-        row_task(j, 0, 0);
-        return;
-    }
-    size_t tasks = nt * 2;
-    j->chunk = (j->rows + tasks - 1) / tasks;
-    tp_pool_run(pool, (j->rows + j->chunk - 1) / j->chunk, row_task, j);
-}
-
-static void par_rmsnorm(tp_pool *pool, const float *x, const float *w, float *out, size_t rows,
-                        size_t dim, float eps, bool one_plus) {
-    row_job j = {.op = OP_RMSNORM,
-                 .x = x,
-                 .out = out,
-                 .w = w,
-                 .rows = rows,
-                 .dim = dim,
-                 .eps = eps,
-                 .one_plus = one_plus};
-    run_rows(pool, &j);
-}
-
-static void par_glu(tp_pool *pool, const float *x, float *out, size_t rows, size_t d, tp_act act) {
-    row_job j = {.op = OP_GLU, .x = x, .out = out, .rows = rows, .dim = d, .act = act};
-    run_rows(pool, &j);
-}
-
-static void par_rope(tp_pool *pool, float *x, size_t ld, size_t rows, int n_heads, int head_dim,
-                     const int32_t *pos, const float *inv_freq) {
-    row_job j = {.op = OP_ROPE,
-                 .out = x,
-                 .ld = ld,
-                 .rows = rows,
-                 .n_heads = n_heads,
-                 .head_dim = head_dim,
-                 .pos = pos,
-                 .inv_freq = inv_freq};
-    run_rows(pool, &j);
-}
-
-static void par_add(tp_pool *pool, float *y, const float *x, size_t rows, size_t dim) {
-    row_job j = {.op = OP_ADD, .x = x, .out = y, .rows = rows, .dim = dim};
-    run_rows(pool, &j);
-}
-
 #define ARENA_GET(ptr, n, type)                                                                    \
     do {                                                                                           \
         (ptr) = (type *)tp_arena_alloc(scratch, (n), sizeof(type));                                \
@@ -679,14 +585,14 @@ static tp_status dec_forward(const tp_net *net, const tp_dec_seq *seqs, size_t n
     const bool p1 = p->norm_plus_one;
     for (int64_t l = 0; l < p->n_layers; l++) {
         const dec_layer *ly = &d->layers[l];
-        par_rmsnorm(pool, x, ly->attn_norm, h, T, D, p->eps, p1);
+        tp_rmsnorm_par(pool, x, ly->attn_norm, h, T, D, p->eps, p1);
         tp_matmul(pool, &ly->wq, h, D, q, HD, T, cm);
         tp_matmul(pool, &ly->wk, h, D, k, KD, T, cm);
         tp_matmul(pool, &ly->wv, h, D, v, KD, T, cm);
-        par_rmsnorm(pool, q, ly->q_norm, q, T * H, Dh, p->eps, p1);
-        par_rmsnorm(pool, k, ly->k_norm, k, T * Hkv, Dh, p->eps, p1);
-        par_rope(pool, q, HD, T, (int)H, (int)Dh, pos, ly->inv_freq);
-        par_rope(pool, k, KD, T, (int)Hkv, (int)Dh, pos, ly->inv_freq);
+        tp_rmsnorm_par(pool, q, ly->q_norm, q, T * H, Dh, p->eps, p1);
+        tp_rmsnorm_par(pool, k, ly->k_norm, k, T * Hkv, Dh, p->eps, p1);
+        tp_rope_par(pool, q, HD, T, (int)H, (int)Dh, pos, ly->inv_freq);
+        tp_rope_par(pool, k, KD, T, (int)Hkv, (int)Dh, pos, ly->inv_freq);
         /* Store the new keys/values in each sequence's blocks of this layer. */
         r = 0;
         for (size_t s = 0; s < n_seqs; s++) {
@@ -707,21 +613,21 @@ static tp_status dec_forward(const tp_net *net, const tp_dec_seq *seqs, size_t n
         tp_attention(pool, jobs, n_seqs, &ap);
         tp_matmul(pool, &ly->wo, att, HD, h, D, T, cm);
         if (p->sandwich_norms)
-            par_rmsnorm(pool, h, ly->post_attn_norm, h, T, D, p->eps, p1);
-        par_add(pool, x, h, T, D);
-        par_rmsnorm(pool, x, p->sandwich_norms ? ly->pre_ff_norm : ly->post_attn_norm, h, T, D,
-                    p->eps, p1);
+            tp_rmsnorm_par(pool, h, ly->post_attn_norm, h, T, D, p->eps, p1);
+        tp_add_rows_par(pool, x, h, T, D);
+        tp_rmsnorm_par(pool, x, p->sandwich_norms ? ly->pre_ff_norm : ly->post_attn_norm, h, T, D,
+                       p->eps, p1);
         if (ly->w_gate_up.w) {
             tp_matmul(pool, &ly->w_gate_up, h, D, gu, 2 * F, T, cm);
         } else {
             tp_matmul(pool, &ly->w_gate, h, D, gu, 2 * F, T, cm);
             tp_matmul(pool, &ly->w_up, h, D, gu + F, 2 * F, T, cm);
         }
-        par_glu(pool, gu, act, T, F, p->act);
+        tp_glu_par(pool, gu, act, T, F, p->act);
         tp_matmul(pool, &ly->w_down, act, F, h, D, T, cm);
         if (p->sandwich_norms)
-            par_rmsnorm(pool, h, ly->post_ff_norm, h, T, D, p->eps, p1);
-        par_add(pool, x, h, T, D);
+            tp_rmsnorm_par(pool, h, ly->post_ff_norm, h, T, D, p->eps, p1);
+        tp_add_rows_par(pool, x, h, T, D);
     }
     if (NL == 0)
         return TP_OK;

@@ -573,99 +573,10 @@ static void layernorm(const mb_model *m, const mb_norm *n, const float *x, float
     tp_layernorm(x, n->w, n->b, out, rows, (size_t)m->H, m->norm_eps);
 }
 
-/* ---- row-wise ops of the layer loop split over the pool ----
- * Whole rows per task (tasks of >= 64 rows only): every kernel gives a row the
- * same bits wherever it sits in a call (tests/tensor/test_ops.c), so the
- * split changes no result; it keeps the second thread busy for the ~5 % of a
- * layer that is not GEMM or attention. */
-#define MB_PAR_MIN_ROWS 64
-
-typedef enum { MB_ROW_LN, MB_ROW_GLU, MB_ROW_ROPE, MB_ROW_ADD } mb_row_op;
-
-typedef struct mb_row_job {
-    mb_row_op op;
-    const float *x; /* layernorm/glu input, add source          */
-    float *out;     /* layernorm/glu output, rope data, add dest */
-    const float *w, *b;
-    size_t rows, dim, ld, chunk;
-    float eps;
-    tp_act act;
-    int n_heads, head_dim;
-    const int32_t *pos;
-    const float *inv_freq;
-} mb_row_job;
-
-static void mb_row_task(void *ctx, size_t task, int thread) {
-    (void)thread;
-    const mb_row_job *j = ctx;
-    size_t r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-    if (r0 >= r1)
-        return;
-    size_t n = r1 - r0;
-    switch (j->op) {
-    case MB_ROW_LN:
-        tp_layernorm(j->x + r0 * j->dim, j->w, j->b, j->out + r0 * j->dim, n, j->dim, j->eps);
-        break;
-    case MB_ROW_GLU:
-        tp_glu(j->x + r0 * 2 * j->dim, j->out + r0 * j->dim, n, j->dim, j->act);
-        break;
-    case MB_ROW_ROPE:
-        tp_rope(j->out + r0 * j->ld, j->ld, n, j->n_heads, j->head_dim, j->pos + r0, j->inv_freq);
-        break;
-    case MB_ROW_ADD:
-        tp_add(j->out + r0 * j->dim, j->x + r0 * j->dim, n * j->dim);
-        break;
-    }
-}
-
-static void mb_run_rows(tp_pool *pool, mb_row_job *j) {
-    size_t nt = pool ? (size_t)tp_pool_size(pool) : 1;
-    if (nt <= 1 || j->rows < MB_PAR_MIN_ROWS) {
-        j->chunk = j->rows;
-        mb_row_task(j, 0, 0);
-        return;
-    }
-    size_t tasks = nt * 2;
-    j->chunk = (j->rows + tasks - 1) / tasks;
-    if (j->chunk < MB_PAR_MIN_ROWS / 2)
-        j->chunk = MB_PAR_MIN_ROWS / 2;
-    tp_pool_run(pool, (j->rows + j->chunk - 1) / j->chunk, mb_row_task, j);
-}
-
+/* LayerNorm of the layer loop, split over the pool in whole rows (tensor.h). */
 static void par_layernorm(const mb_model *m, tp_pool *pool, const mb_norm *n, const float *x,
                           float *out, size_t rows) {
-    mb_row_job j = {.op = MB_ROW_LN,
-                    .x = x,
-                    .out = out,
-                    .w = n->w,
-                    .b = n->b,
-                    .rows = rows,
-                    .dim = (size_t)m->H,
-                    .eps = m->norm_eps};
-    mb_run_rows(pool, &j);
-}
-
-static void par_glu(tp_pool *pool, const float *x, float *out, size_t rows, size_t d, tp_act act) {
-    mb_row_job j = {.op = MB_ROW_GLU, .x = x, .out = out, .rows = rows, .dim = d, .act = act};
-    mb_run_rows(pool, &j);
-}
-
-static void par_rope(tp_pool *pool, float *x, size_t ld, size_t rows, int n_heads, int head_dim,
-                     const int32_t *pos, const float *inv_freq) {
-    mb_row_job j = {.op = MB_ROW_ROPE,
-                    .out = x,
-                    .ld = ld,
-                    .rows = rows,
-                    .n_heads = n_heads,
-                    .head_dim = head_dim,
-                    .pos = pos,
-                    .inv_freq = inv_freq};
-    mb_run_rows(pool, &j);
-}
-
-static void par_add(tp_pool *pool, float *y, const float *x, size_t rows, size_t dim) {
-    mb_row_job j = {.op = MB_ROW_ADD, .x = x, .out = y, .rows = rows, .dim = dim};
-    mb_run_rows(pool, &j);
+    tp_layernorm_par(pool, x, n->w, n->b, out, rows, (size_t)m->H, m->norm_eps);
 }
 
 /* head: rows (n, H) in place -> LayerNorm_head(act(dense(rows))), via tmp (n, H). */
@@ -847,8 +758,8 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
         }
         tp_matmul(pool, &L->wqkv, ain, H, qkv, 3 * H, T, compute);
         const float *inv_freq = L->global ? m->inv_freq_global : m->inv_freq_local;
-        par_rope(pool, qkv, 3 * H, T, (int)m->nh, (int)m->hd, pos, inv_freq);     /* q */
-        par_rope(pool, qkv + H, 3 * H, T, (int)m->nh, (int)m->hd, pos, inv_freq); /* k */
+        tp_rope_par(pool, qkv, 3 * H, T, (int)m->nh, (int)m->hd, pos, inv_freq);     /* q */
+        tp_rope_par(pool, qkv + H, 3 * H, T, (int)m->nh, (int)m->hd, pos, inv_freq); /* k */
         ap.window_left = L->global ? -1 : m->half_window;
         ap.window_right = L->global ? -1 : m->half_window;
         if (prune && l == m->n_layers - 1) {
@@ -858,13 +769,13 @@ static tp_status mb_forward(const tp_net *net, const tp_enc_batch *b, tp_arena *
         }
         tp_attention(pool, seqs, S, &ap);
         tp_matmul(pool, &L->wo, att, H, h, H, T, compute);
-        par_add(pool, x, h, T, H);
+        tp_add_rows_par(pool, x, h, T, H);
 
         par_layernorm(m, pool, &L->mlp_norm, x, h, T);
         tp_matmul(pool, &L->wi, h, H, wi, 2 * I, T, compute);
-        par_glu(pool, wi, g, T, I, glu_act(m->hidden_act));
+        tp_glu_par(pool, wi, g, T, I, glu_act(m->hidden_act));
         tp_matmul(pool, &L->wo_mlp, g, I, h, H, T, compute);
-        par_add(pool, x, h, T, H);
+        tp_add_rows_par(pool, x, h, T, H);
     }
 
     /* ---- final norm and heads ---- */

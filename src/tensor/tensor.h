@@ -84,6 +84,18 @@ void tp_embed(const void *table, tp_dtype dtype, const int32_t *ids, size_t n, s
 /* y += x (n floats) */
 void tp_add(float *y, const float *x, size_t n);
 
+/* The row-wise kernels above split over a pool in whole rows (rowpar.c); same
+ * bits as the plain calls. Fewer than 64 rows run on the calling thread. */
+void tp_rmsnorm_par(tp_pool *pool, const float *x, const float *w, float *out, size_t rows,
+                    size_t dim, float eps, bool one_plus_w);
+void tp_layernorm_par(tp_pool *pool, const float *x, const float *w, const float *b, float *out,
+                      size_t rows, size_t dim, float eps);
+void tp_glu_par(tp_pool *pool, const float *x, float *out, size_t rows, size_t d, tp_act act);
+void tp_rope_par(tp_pool *pool, float *x, size_t ld, size_t rows, int n_heads, int head_dim,
+                 const int32_t *pos, const float *inv_freq);
+/* y[r] += x[r] for rows of dim */
+void tp_add_rows_par(tp_pool *pool, float *y, const float *x, size_t rows, size_t dim);
+
 /* ---- attention over a packed batch ----
  * Each sequence has n_q query rows and kv_len key/value rows. Keys/values live
  * in blocks of block_size rows (row stride kv_ld floats, n_kv_heads*head_dim
