@@ -76,4 +76,25 @@ static inline const char *tp_test_data(const char *rel) {
     return buf;
 }
 
+/* ../shared/<rel> when present, else tests/data/<rel> when that exists (the
+ * repository keeps copies of the smaller shared files under the same relative
+ * paths), else NULL. Static buffer. */
+static inline const char *tp_test_shared_or_data(const char *rel) {
+    static char buf[4096];
+    const char *p = tp_test_shared(rel);
+    if (!p) {
+        p = tp_test_data(rel);
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/.", p);
+        FILE *f = fopen(p, "rb");
+        if (!f)
+            f = fopen(probe, "rb");
+        if (!f)
+            return NULL;
+        fclose(f);
+    }
+    snprintf(buf, sizeof buf, "%s", p);
+    return buf;
+}
+
 #endif

@@ -318,9 +318,9 @@ static void test_tokenizer_copy(const char *root) {
     CHECK(run(args) != 0);
 
     /* with the real Qwen3 tokenizer when ../shared is here */
-    const char *q = tp_test_shared("tokenizers/qwen3");
+    const char *q = tp_test_shared_or_data("tokenizers/qwen3");
     if (!q) {
-        printf("SKIP: real tokenizer copy (no ../shared/tokenizers)\n");
+        printf("SKIP: real tokenizer copy (no Qwen3 tokenizer in ../shared or tests/data)\n");
         return;
     }
     char qdir[4096];

@@ -602,16 +602,18 @@ static void test_concurrent(void) {
 
 /* The tiny golden ModernBERT with the real ModernBERT tokenizer, byte for byte. */
 static void test_golden_model(void) {
-    const char *g = tp_test_shared("golden/modernbert_mlm");
+    const char *g = tp_test_shared_or_data("golden/modernbert_mlm");
     char gdir[1024], tdir[1024];
     if (!g) {
-        printf("SKIP: golden model scenario (no ../shared/golden)\n");
+        printf(
+            "SKIP: golden model scenario (no golden/modernbert_mlm in ../shared or tests/data)\n");
         return;
     }
     snprintf(gdir, sizeof gdir, "%s", g);
-    const char *t = tp_test_shared("tokenizers/modernbert");
+    const char *t = tp_test_shared_or_data("tokenizers/modernbert");
     if (!t) {
-        printf("SKIP: golden model scenario (no ../shared/tokenizers)\n");
+        printf(
+            "SKIP: golden model scenario (no ModernBERT tokenizer in ../shared or tests/data)\n");
         return;
     }
     snprintf(tdir, sizeof tdir, "%s", t);
