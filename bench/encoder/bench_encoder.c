@@ -17,8 +17,8 @@
  *   default run: about 1-3 minutes; --full adds the large shapes.
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
  */
-#include "pipelines/model_internal.h"
 #include "batch/encoder_run.h"
+#include "batch/scheduler.h"
 #include "core/core.h"
 #include "io/config.h"
 #include "io/safetensors.h"
@@ -228,11 +228,9 @@ static double run(const tp_net *net, size_t n, size_t len, bool batched, int rep
         req[i].n = len;
     }
     tp_enc_run_params rp = {.max_tokens = 0, .budget = (size_t)256 << 20, .want_cls = true};
-    /* the default of tp_model_load: what fits the budget, at most TP_DEFAULT_MAX_BATCH_TOKENS */
-    size_t fit = rp.budget / net->act_bytes_per_token;
-    rp.max_tokens = g_max_tokens                        ? g_max_tokens
-                    : fit > TP_DEFAULT_MAX_BATCH_TOKENS ? TP_DEFAULT_MAX_BATCH_TOKENS
-                                                        : fit;
+    /* the default of tp_model_load */
+    rp.max_tokens =
+        g_max_tokens ? g_max_tokens : tp_default_batch_tokens(rp.budget, net->act_bytes_per_token);
     float sink = 0;
     double best = 1e30;
     tp_error err;

@@ -98,3 +98,13 @@ tp_status tp_sched_plan_make(const tp_sched_item *items, size_t n, size_t max_to
     out->mb_start[out->n_mb] = m;
     return TP_OK;
 }
+
+size_t tp_default_batch_tokens(size_t memory_budget, size_t act_bytes_per_token) {
+    if (!act_bytes_per_token)
+        return 0;
+    size_t fit = memory_budget / act_bytes_per_token;
+    /* Measured (bench_encoder --shape 32x128 --max-tokens N, ModernBERT-base):
+     * micro-batches past ~2k tokens gain nothing and lose a little (their
+     * activations leave the L3 cache), so the derived default stops there. */
+    return fit > TP_DEFAULT_MAX_BATCH_TOKENS ? TP_DEFAULT_MAX_BATCH_TOKENS : fit;
+}

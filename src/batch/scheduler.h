@@ -43,4 +43,10 @@ tp_status tp_sched_plan_make(const tp_sched_item *items, size_t n, size_t max_to
                              tp_sched_cost_fn cost, void *ctx, tp_sched_plan *out, tp_error *err);
 void tp_sched_plan_free(tp_sched_plan *plan);
 
+/* Upper end of the derived micro-batch token budget (see tp_default_batch_tokens). */
+#define TP_DEFAULT_MAX_BATCH_TOKENS ((size_t)2048)
+/* Tokens per micro-batch when the caller sets none: what fits memory_budget at
+ * act_bytes_per_token, at most TP_DEFAULT_MAX_BATCH_TOKENS (0 when unknown). */
+size_t tp_default_batch_tokens(size_t memory_budget, size_t act_bytes_per_token);
+
 #endif /* TP_SCHEDULER_H */

@@ -6,6 +6,7 @@
  */
 #include "pipelines/model_internal.h"
 
+#include "batch/scheduler.h"
 #include "io/resolve.h"
 
 #include <ctype.h>
@@ -179,14 +180,9 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
         m->max_length = (size_t)ti->model_max_length;
     m->memory_budget = p.memory_budget ? p.memory_budget : TP_DEFAULT_MEMORY_BUDGET;
     m->max_batch_tokens = p.max_batch_tokens;
-    if (!m->max_batch_tokens && m->net->act_bytes_per_token) {
-        m->max_batch_tokens = m->memory_budget / m->net->act_bytes_per_token;
-        /* Measured (bench_encoder --shape 32x128 --max-tokens N, ModernBERT-base):
-         * micro-batches past ~2k tokens gain nothing and lose a little (their
-         * activations leave the L3 cache), so the derived default stops there. */
-        if (m->max_batch_tokens > TP_DEFAULT_MAX_BATCH_TOKENS)
-            m->max_batch_tokens = TP_DEFAULT_MAX_BATCH_TOKENS;
-    }
+    if (!m->max_batch_tokens)
+        m->max_batch_tokens =
+            tp_default_batch_tokens(m->memory_budget, m->net->act_bytes_per_token);
     if (!m->max_batch_tokens)
         m->max_batch_tokens = 1;
 

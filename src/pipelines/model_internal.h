@@ -20,8 +20,6 @@
 #include <pthread.h>
 
 #define TP_DEFAULT_MEMORY_BUDGET ((size_t)256 << 20)
-/* Upper end of the derived micro-batch token budget (see model.c). */
-#define TP_DEFAULT_MAX_BATCH_TOKENS ((size_t)2048)
 
 struct tp_model {
     char *dir;          /* the resolved model folder                          */

@@ -91,5 +91,9 @@ int main(void) {
         CHECK(p.order[j] == j);
     CHECK(p.n_mb == 1);
     tp_sched_plan_free(&p);
+    /* default micro-batch size: what fits the budget, capped at 2048 tokens */
+    CHECK_EQ_INT(tp_default_batch_tokens((size_t)256 << 20, 32 * 1024), 2048);
+    CHECK_EQ_INT(tp_default_batch_tokens((size_t)16 << 20, 32 * 1024), 512);
+    CHECK_EQ_INT(tp_default_batch_tokens((size_t)16 << 20, 0), 0);
     return tp_test_exit();
 }
