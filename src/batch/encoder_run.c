@@ -69,7 +69,7 @@ tp_status tp_enc_run(const tp_net *net, tp_pool *pool, const tp_enc_request *req
     tp_status st =
         tp_sched_plan_make(items, n, params->max_tokens, params->budget, cost_cb, &cc, &plan, err);
     if (st != TP_OK) {
-        free(items);
+        tp_free(items);
         return st;
     }
     tp_arena scratch = {0}, io = {0};
@@ -170,6 +170,6 @@ done:
     tp_arena_free(&scratch);
     tp_arena_free(&io);
     tp_sched_plan_free(&plan);
-    free(items);
+    tp_free(items);
     return st;
 }

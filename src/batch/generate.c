@@ -57,7 +57,7 @@ size_t tp_gen_default_kv_budget(void) {
 void tp_gen_output_free(tp_gen_output *o) {
     if (!o)
         return;
-    free(o->tokens);
+    tp_free(o->tokens);
     o->tokens = NULL;
     o->n_tokens = 0;
 }
@@ -78,7 +78,7 @@ static void item_fail(tp_gen_output *o, size_t i, tp_status st, const char *msg)
 
 static void slot_release(tp_kv_cache *kv, slot *s) {
     tp_kv_seq_release(kv, &s->kv);
-    free(s->hist);
+    tp_free(s->hist);
     s->hist = NULL;
     s->used = false;
 }
@@ -124,7 +124,7 @@ tp_status tp_generate_run(const tp_net *net, const tp_gen_config *cfg_in, const 
     if (block_bytes == 0)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "generate: bad KV block size");
     size_t budget_blocks = cfg.kv_budget_bytes / block_bytes;
-    size_t *need = calloc(n, sizeof *need);
+    size_t *need = tp_calloc(n, sizeof *need);
     if (!need)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "generate: out of memory");
     size_t total_need = 0, biggest = 0;
@@ -199,9 +199,9 @@ tp_status tp_generate_run(const tp_net *net, const tp_gen_config *cfg_in, const 
     size_t T_max = (size_t)cfg.max_step_tokens + MIN_PREFILL_CHUNK + S;
     if ((st = tp_kv_cache_create(net, cfg.block_size, pool_blocks, &kv, err)))
         goto done;
-    slots = calloc(S, sizeof *slots);
-    step = calloc(S, sizeof *step);
-    step_slot = calloc(S, sizeof *step_slot);
+    slots = tp_calloc(S, sizeof *slots);
+    step = tp_calloc(S, sizeof *step);
+    step_slot = tp_calloc(S, sizeof *step_slot);
     logits = tp_aligned_alloc(S, V * sizeof(float));
     if (!slots || !step || !step_slot || !logits) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "generate: out of memory for %zu slots", S);
@@ -255,9 +255,9 @@ tp_status tp_generate_run(const tp_net *net, const tp_gen_config *cfg_in, const 
             if (ist != TP_OK || !s->hist || !o->tokens) {
                 if (ist == TP_OK)
                     tp_kv_seq_release(kv, &s->kv);
-                free(s->hist);
+                tp_free(s->hist);
                 s->hist = NULL;
-                free(o->tokens);
+                tp_free(o->tokens);
                 o->tokens = NULL;
                 item_fail(o, i, TP_ERR_OUT_OF_MEMORY, "out of memory starting the item");
                 next++;
@@ -409,14 +409,14 @@ done:
         for (size_t i = 0; i < n; i++)
             tp_gen_output_free(&outs[i]);
     }
-    free(slots);
-    free(step);
-    free(step_slot);
+    tp_free(slots);
+    tp_free(step);
+    tp_free(step_slot);
     tp_aligned_free(logits);
     tp_arena_free(&arena);
     tp_sampler_scratch_free(&samp);
     tp_kv_cache_free(kv);
-    free(need);
+    tp_free(need);
     if (stats)
         stats->wall_s = tp_now() - t0;
     return st;

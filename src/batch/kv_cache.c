@@ -42,7 +42,7 @@ tp_status tp_kv_cache_create(const tp_net *net, int block_size, size_t n_blocks,
     if (!hp || block_size <= 0 || n_blocks == 0 || n_blocks > UINT32_MAX)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
                        "KV cache: needs a decoder, a block size > 0 and 1..2^32 blocks");
-    tp_kv_cache *c = calloc(1, sizeof *c);
+    tp_kv_cache *c = tp_calloc(1, sizeof *c);
     if (!c)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
     c->block_size = block_size;
@@ -53,7 +53,7 @@ tp_status tp_kv_cache_create(const tp_net *net, int block_size, size_t n_blocks,
     c->n_blocks = n_blocks;
     size_t bytes;
     if (!tp_mul_size(n_blocks, c->block_floats * sizeof(float), &bytes)) {
-        free(c);
+        tp_free(c);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "KV cache: %zu blocks overflow the address space",
                        n_blocks);
     }
@@ -75,8 +75,8 @@ void tp_kv_cache_free(tp_kv_cache *c) {
     if (!c)
         return;
     tp_aligned_free(c->mem);
-    free(c->free_stack);
-    free(c);
+    tp_free(c->free_stack);
+    tp_free(c);
 }
 
 size_t tp_kv_capacity(const tp_kv_cache *c) {
@@ -128,11 +128,11 @@ tp_status tp_kv_seq_init(tp_kv_cache *c, tp_kv_seq *s, int max_len, size_t reser
                        reserve, tp_kv_available(c));
     s->max_blocks = (int)ceil_div((size_t)max_len, (size_t)c->block_size);
     size_t n = (size_t)c->n_layers * (size_t)s->max_blocks;
-    s->k = calloc(n, sizeof *s->k);
-    s->v = calloc(n, sizeof *s->v);
+    s->k = tp_calloc(n, sizeof *s->k);
+    s->v = tp_calloc(n, sizeof *s->v);
     if (!s->k || !s->v) {
-        free(s->k);
-        free(s->v);
+        tp_free(s->k);
+        tp_free(s->v);
         memset(s, 0, sizeof *s);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "KV cache: out of memory for block tables");
     }
@@ -212,7 +212,7 @@ void tp_kv_seq_release(tp_kv_cache *c, tp_kv_seq *s) {
     }
     TP_ASSERT(c->n_reserved >= s->reserved);
     c->n_reserved -= s->reserved;
-    free(s->k);
-    free(s->v);
+    tp_free(s->k);
+    tp_free(s->v);
     memset(s, 0, sizeof *s);
 }

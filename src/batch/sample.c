@@ -50,7 +50,7 @@ tp_status tp_sampler_scratch_init(tp_sampler_scratch *s, size_t vocab, tp_error 
     s->vocab = vocab;
     s->idx = tp_malloc_array(vocab, sizeof *s->idx);
     s->prob = tp_malloc_array(vocab, sizeof *s->prob);
-    s->seen = calloc(vocab ? vocab : 1, 1);
+    s->seen = tp_calloc(vocab ? vocab : 1, 1);
     if (!s->idx || !s->prob || !s->seen) {
         tp_sampler_scratch_free(s);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "sampler: out of memory for %zu entries", vocab);
@@ -59,9 +59,9 @@ tp_status tp_sampler_scratch_init(tp_sampler_scratch *s, size_t vocab, tp_error 
 }
 
 void tp_sampler_scratch_free(tp_sampler_scratch *s) {
-    free(s->idx);
-    free(s->prob);
-    free(s->seen);
+    tp_free(s->idx);
+    tp_free(s->prob);
+    tp_free(s->seen);
     memset(s, 0, sizeof *s);
 }
 

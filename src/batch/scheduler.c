@@ -22,10 +22,10 @@ static int cmp_key(const void *a, const void *b) {
 void tp_sched_plan_free(tp_sched_plan *plan) {
     if (!plan)
         return;
-    free(plan->order);
-    free(plan->mb_start);
-    free(plan->over_budget);
-    free(plan->alone_cost);
+    tp_free(plan->order);
+    tp_free(plan->mb_start);
+    tp_free(plan->over_budget);
+    tp_free(plan->alone_cost);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -39,10 +39,10 @@ tp_status tp_sched_plan_make(const tp_sched_item *items, size_t n, size_t max_to
     sort_key *keys = tp_malloc_array(n ? n : 1, sizeof *keys);
     out->order = tp_malloc_array(n ? n : 1, sizeof *out->order);
     out->mb_start = tp_malloc_array(n + 1, sizeof *out->mb_start);
-    out->over_budget = calloc(n ? n : 1, sizeof *out->over_budget);
-    out->alone_cost = calloc(n ? n : 1, sizeof *out->alone_cost);
+    out->over_budget = tp_calloc(n ? n : 1, sizeof *out->over_budget);
+    out->alone_cost = tp_calloc(n ? n : 1, sizeof *out->alone_cost);
     if (!keys || !out->order || !out->mb_start || !out->over_budget || !out->alone_cost) {
-        free(keys);
+        tp_free(keys);
         tp_sched_plan_free(out);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "scheduler: out of memory for %zu items", n);
     }
@@ -63,7 +63,7 @@ tp_status tp_sched_plan_make(const tp_sched_item *items, size_t n, size_t max_to
     qsort(keys, m, sizeof *keys, cmp_key);
     for (size_t j = 0; j < m; j++)
         out->order[j] = keys[j].index;
-    free(keys);
+    tp_free(keys);
     out->n_scheduled = m;
 
     /* Greedy cut: extend the current micro-batch while it fits. */

@@ -6,9 +6,69 @@
  */
 #include "core/core.h"
 
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Failure injection: g_fail_countdown > 0 counts allocations down to the one that
+ * fails; g_fail_persistent keeps failing after it. Disarmed: countdown == 0. */
+static _Atomic long g_fail_countdown;
+static _Atomic bool g_fail_persistent;
+static _Atomic bool g_fail_hit;
+
+void tp_alloc_fail_set(long n, bool persistent) {
+    atomic_store(&g_fail_hit, false);
+    atomic_store(&g_fail_persistent, persistent);
+    atomic_store(&g_fail_countdown, n > 0 ? n : 0);
+}
+
+bool tp_alloc_fail_hit(void) {
+    return atomic_load(&g_fail_hit);
+}
+
+/* True when this allocation must fail. */
+static bool injected_failure(void) {
+    if (atomic_load_explicit(&g_fail_countdown, memory_order_relaxed) == 0)
+        return false;
+    long left = atomic_fetch_sub(&g_fail_countdown, 1);
+    if (left == 1) { /* this is the n-th */
+        if (atomic_load(&g_fail_persistent))
+            atomic_store(&g_fail_countdown, -1L);
+        atomic_store(&g_fail_hit, true);
+        return true;
+    }
+    if (left <= 0) { /* persistent after the n-th (or raced past a disarm): keep it negative */
+        atomic_store(&g_fail_countdown, -1L);
+        return atomic_load(&g_fail_persistent) ? (atomic_store(&g_fail_hit, true), true) : false;
+    }
+    return false;
+}
+
+void *tp_malloc(size_t n) {
+    return injected_failure() ? NULL : malloc(n ? n : 1);
+}
+
+void *tp_calloc(size_t n, size_t size) {
+    return injected_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *tp_realloc(void *p, size_t n) {
+    return injected_failure() ? NULL : realloc(p, n ? n : 1);
+}
+
+void tp_free(void *p) {
+    free(p);
+}
+
+/* cJSON allocates through these too, so injected failures reach JSON parsing.
+ * They are plain malloc/free wrappers, so other cJSON users in the process see
+ * no difference. */
+__attribute__((constructor)) static void route_cjson_allocations(void) {
+    cJSON_Hooks hooks = {.malloc_fn = tp_malloc, .free_fn = tp_free};
+    cJSON_InitHooks(&hooks);
+}
 
 bool tp_align_up(size_t n, size_t align, size_t *out) {
     size_t t;
@@ -22,7 +82,7 @@ void *tp_aligned_alloc(size_t n, size_t size) {
     size_t bytes, rounded;
     if (!tp_mul_size(n, size, &bytes) || !tp_align_up(bytes ? bytes : 1, TP_ALIGN, &rounded))
         return NULL;
-    return aligned_alloc(TP_ALIGN, rounded);
+    return injected_failure() ? NULL : aligned_alloc(TP_ALIGN, rounded);
 }
 
 void *tp_aligned_calloc(size_t n, size_t size) {
@@ -40,14 +100,14 @@ void *tp_malloc_array(size_t n, size_t size) {
     size_t bytes;
     if (!tp_mul_size(n, size, &bytes))
         return NULL;
-    return malloc(bytes ? bytes : 1);
+    return tp_malloc(bytes);
 }
 
 void *tp_realloc_array(void *p, size_t n, size_t size) {
     size_t bytes;
     if (!tp_mul_size(n, size, &bytes))
         return NULL;
-    return realloc(p, bytes ? bytes : 1);
+    return tp_realloc(p, bytes);
 }
 
 char *tp_strdup(const char *s) {
@@ -55,7 +115,7 @@ char *tp_strdup(const char *s) {
 }
 
 char *tp_strndup(const char *s, size_t n) {
-    char *d = malloc(n + 1);
+    char *d = tp_malloc(n + 1);
     if (!d)
         return NULL;
     memcpy(d, s, n);
@@ -110,7 +170,7 @@ static bool buf_reserve(tp_buf *b, size_t extra) {
         }
         cap *= 2;
     }
-    char *d = realloc(b->data, cap);
+    char *d = tp_realloc(b->data, cap);
     if (!d) {
         b->oom = true;
         return false;
@@ -149,7 +209,7 @@ void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
 }
 
 void tp_buf_free(tp_buf *b) {
-    free(b->data);
+    tp_free(b->data);
     memset(b, 0, sizeof *b);
 }
 

@@ -28,11 +28,24 @@ typedef enum tp_dtype {
     TP_DTYPE_I64,
     TP_DTYPE_U64,
     TP_DTYPE_BOOL,
-    TP_DTYPE_COUNT
+    TP_DTYPE_COUNT, /* the safetensors dtypes end here (tables indexed by dtype use it) */
+    /* GGUF block-quantized weight types (ggml's layouts): a row of n elements is
+     * n / tp_dtype_block(t) blocks of tp_dtype_block_bytes(t) bytes. Never valid
+     * in a safetensors file. */
+    TP_DTYPE_Q8_0 = 32, /* 32 elements: f16 scale + 32 x int8                        */
+    TP_DTYPE_Q4_K,      /* 256 elements: f16 d, f16 dmin, 12 B 6-bit scales/mins, 128 B nibbles */
+    TP_DTYPE_Q6_K, /* 256 elements: 128 B low nibbles, 64 B high 2 bits, 16 x int8 scales, f16 d */
 } tp_dtype;
 
-size_t tp_dtype_size(tp_dtype t);      /* bytes per element */
-const char *tp_dtype_name(tp_dtype t); /* safetensors spelling: "F32", "BF16", ... */
+size_t tp_dtype_size(tp_dtype t); /* bytes per element; 0 for block-quantized types */
+const char *
+tp_dtype_name(tp_dtype t); /* safetensors spelling: "F32", "BF16", ...; "Q8_0", "Q4_K", "Q6_K" */
+bool tp_dtype_is_quant(tp_dtype t);      /* one of the block-quantized types above */
+size_t tp_dtype_block(tp_dtype t);       /* elements per block: 1 for plain types, 32 or 256 */
+size_t tp_dtype_block_bytes(tp_dtype t); /* bytes per block (= tp_dtype_size for plain types) */
+/* Bytes of a row of n elements; false when n is not a whole number of blocks or
+ * the size overflows. */
+bool tp_dtype_row_bytes(tp_dtype t, uint64_t n, size_t *out);
 
 /* Exact bf16/f16 -> f32 widening and round-to-nearest-even f32 -> bf16. */
 static inline float tp_bf16_to_f32(uint16_t h) {
@@ -103,6 +116,23 @@ bool tp_align_up(size_t n, size_t align, size_t *out);
 void *tp_aligned_alloc(size_t n, size_t size);
 void *tp_aligned_calloc(size_t n, size_t size);
 void tp_aligned_free(void *p);
+
+/* Every heap allocation in src/ goes through these (never malloc/calloc/realloc/
+ * strdup directly), so tests can make the n-th one fail (tp_alloc_fail_set).
+ * tp_free is free(); memory from libraries (cJSON, pcre2) may be freed with it. */
+void *tp_malloc(size_t n);
+void *tp_calloc(size_t n, size_t size);
+void *tp_realloc(void *p, size_t n);
+void tp_free(void *p);
+
+/* Allocation-failure injection, SQLite style (tests only; docs/RELIABILITY.md).
+ * tp_alloc_fail_set(n, persistent): the n-th allocation from now fails (n = 1: the
+ * next one), and with `persistent` every one after it too; n = 0 disarms.
+ * tp_alloc_fail_hit(): whether an injected failure has happened since the last set.
+ * Process-wide and thread-safe (an atomic countdown); costs one relaxed load per
+ * allocation when disarmed. */
+void tp_alloc_fail_set(long n, bool persistent);
+bool tp_alloc_fail_hit(void);
 
 /* Checked malloc/calloc/realloc for ordinary (unaligned) memory. */
 void *tp_malloc_array(size_t n, size_t size);
@@ -175,7 +205,7 @@ size_t tp_utf8_complete_prefix(const char *s, size_t n);
 
 /* ---- files ---- */
 
-/* Reads a whole file into a NUL-terminated buffer (free with free()). */
+/* Reads a whole file into a NUL-terminated buffer (free with tp_free()). */
 tp_status tp_read_file(const char *path, char **data, size_t *len, tp_error *err);
 bool tp_file_exists(const char *path);
 bool tp_dir_exists(const char *path);

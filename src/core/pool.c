@@ -53,7 +53,7 @@ static void *worker_main(void *arg) {
     worker_arg *wa = arg;
     tp_pool *p = wa->pool;
     int index = wa->index;
-    free(wa);
+    tp_free(wa);
     uint64_t seen = 0;
     for (;;) {
         uint64_t g;
@@ -98,7 +98,7 @@ tp_pool *tp_pool_create(int n_threads, tp_error *err) {
                 n_threads);
         return NULL;
     }
-    tp_pool *p = calloc(1, sizeof *p);
+    tp_pool *p = tp_calloc(1, sizeof *p);
     if (!p) {
         tp_fail(err, TP_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
         return NULL;
@@ -112,20 +112,20 @@ tp_pool *tp_pool_create(int n_threads, tp_error *err) {
     atomic_init(&p->active, 0);
     atomic_init(&p->quit, false);
     if (n_threads > 1) {
-        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        p->threads = tp_calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
             tp_pool_destroy(p);
             tp_fail(err, TP_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
             return NULL;
         }
         for (int i = 1; i < n_threads; i++) {
-            worker_arg *wa = malloc(sizeof *wa);
+            worker_arg *wa = tp_malloc(sizeof *wa);
             if (wa) {
                 wa->pool = p;
                 wa->index = i;
             }
             if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
-                free(wa);
+                tp_free(wa);
                 p->n_threads = i; /* only i-1 workers exist */
                 tp_pool_destroy(p);
                 tp_fail(err, TP_ERR_OUT_OF_MEMORY, "thread pool: cannot start thread %d", i);
@@ -146,12 +146,12 @@ void tp_pool_destroy(tp_pool *p) {
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n_threads; i++)
             pthread_join(p->threads[i - 1], NULL);
-        free(p->threads);
+        tp_free(p->threads);
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
-    free(p);
+    tp_free(p);
 }
 
 int tp_pool_size(const tp_pool *p) {

@@ -134,7 +134,7 @@ tp_status tp_read_file(const char *path, char **data, size_t *len, tp_error *err
         return tp_fail(err, TP_ERR_IO, "%s: not a regular file", path);
     }
     size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
+    char *buf = tp_malloc(n + 1);
     if (!buf) {
         fclose(f);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", path, n);
@@ -143,7 +143,7 @@ tp_status tp_read_file(const char *path, char **data, size_t *len, tp_error *err
     int rerr = ferror(f);
     fclose(f);
     if (got != n || rerr) {
-        free(buf);
+        tp_free(buf);
         return tp_fail(err, TP_ERR_IO, "%s: read error (%zu of %zu bytes)", path, got, n);
     }
     buf[n] = '\0';
@@ -167,7 +167,7 @@ char *tp_path_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     while (la > 1 && a[la - 1] == '/')
         la--;
-    char *p = malloc(la + lb + 2);
+    char *p = tp_malloc(la + lb + 2);
     if (!p)
         return NULL;
     memcpy(p, a, la);
@@ -204,7 +204,52 @@ const char *tp_dtype_name(tp_dtype t) {
     static const char *const names[TP_DTYPE_COUNT] = {
         "F32", "F16", "BF16", "F64", "I8", "U8", "I16", "U16", "I32", "U32", "I64", "U64", "BOOL",
     };
-    return (unsigned)t < TP_DTYPE_COUNT ? names[t] : "?";
+    switch (t) {
+    case TP_DTYPE_Q8_0:
+        return "Q8_0";
+    case TP_DTYPE_Q4_K:
+        return "Q4_K";
+    case TP_DTYPE_Q6_K:
+        return "Q6_K";
+    default:
+        return (unsigned)t < TP_DTYPE_COUNT ? names[t] : "?";
+    }
+}
+
+bool tp_dtype_is_quant(tp_dtype t) {
+    return t == TP_DTYPE_Q8_0 || t == TP_DTYPE_Q4_K || t == TP_DTYPE_Q6_K;
+}
+
+size_t tp_dtype_block(tp_dtype t) {
+    switch (t) {
+    case TP_DTYPE_Q8_0:
+        return 32;
+    case TP_DTYPE_Q4_K:
+    case TP_DTYPE_Q6_K:
+        return 256;
+    default:
+        return 1;
+    }
+}
+
+size_t tp_dtype_block_bytes(tp_dtype t) {
+    switch (t) {
+    case TP_DTYPE_Q8_0:
+        return 2 + 32;
+    case TP_DTYPE_Q4_K:
+        return 2 + 2 + 12 + 128;
+    case TP_DTYPE_Q6_K:
+        return 128 + 64 + 16 + 2;
+    default:
+        return tp_dtype_size(t);
+    }
+}
+
+bool tp_dtype_row_bytes(tp_dtype t, uint64_t n, size_t *out) {
+    size_t blk = tp_dtype_block(t), bb = tp_dtype_block_bytes(t);
+    if (bb == 0 || n % blk != 0 || n / blk > SIZE_MAX)
+        return false;
+    return tp_mul_size((size_t)(n / blk), bb, out);
 }
 
 float tp_f16_to_f32(uint16_t h) {

@@ -87,7 +87,7 @@ tp_status tp_json_load(const char *path, tp_json_doc *doc, tp_error *err) {
     if (st != TP_OK)
         return st;
     st = tp_json_parse(text, len, path, doc, err);
-    free(text);
+    tp_free(text);
     return st;
 }
 
@@ -95,7 +95,7 @@ void tp_json_free(tp_json_doc *doc) {
     if (!doc)
         return;
     cJSON_Delete(doc->root);
-    free(doc->path);
+    tp_free(doc->path);
     doc->root = NULL;
     doc->path = NULL;
 }
@@ -290,7 +290,7 @@ tp_status tp_json_int_list(const tp_json_doc *doc, const cJSON *obj, const char 
         }
     }
     if (st != TP_OK) {
-        free(a);
+        tp_free(a);
         return st;
     }
     *out = a;

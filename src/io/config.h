@@ -50,7 +50,7 @@ tp_status tp_json_parse(const char *text, size_t len, const char *name, tp_json_
 /* A sub-object: *out = NULL when absent or null; TP_ERR_FORMAT when not an object. */
 tp_status tp_json_object(const tp_json_doc *doc, const cJSON *obj, const char *key,
                          const cJSON **out, tp_error *err);
-/* An integer or a list of integers (e.g. eos_token_id): *out malloc'd (free()),
+/* An integer or a list of integers (e.g. eos_token_id): *out malloc'd (tp_free()),
  * *n items; absent/null gives *out = NULL, *n = 0. */
 tp_status tp_json_int_list(const tp_json_doc *doc, const cJSON *obj, const char *key, int64_t **out,
                            size_t *n, tp_error *err);

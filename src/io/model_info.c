@@ -182,7 +182,7 @@ done:
         memset(info, 0, sizeof *info);
     tp_st_close(m);
     tp_json_free(&doc);
-    free(cfg_path);
-    free(dir);
+    tp_free(cfg_path);
+    tp_free(dir);
     return st;
 }

@@ -84,8 +84,8 @@ tp_status tp_hf_parse_id(const char *id, char **repo, char **revision, tp_error 
     *repo = tp_strndup(id, rlen);
     *revision = tp_strdup(rev);
     if (!*repo || !*revision) {
-        free(*repo);
-        free(*revision);
+        tp_free(*repo);
+        tp_free(*revision);
         *repo = *revision = NULL;
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
@@ -126,11 +126,11 @@ static tp_status read_ref(const char *path, char **commit, tp_error *err) {
     while (e < len && text[e] != '\n' && text[e] != '\r' && text[e] != ' ' && text[e] != '\t')
         e++;
     if (e == b || !valid_part(text + b, e - b) || memchr(text + b, '/', e - b)) {
-        free(text);
+        tp_free(text);
         return tp_fail(err, TP_ERR_FORMAT, "%s: does not hold a commit hash", path);
     }
     *commit = tp_strndup(text + b, e - b);
-    free(text);
+    tp_free(text);
     if (!*commit)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     return TP_OK;
@@ -190,7 +190,7 @@ tp_status tp_resolve_local(const char *id_or_path, char **dir_out, tp_error *err
     /* refs/<revision> -> commit; else a revision naming a snapshot folder directly */
     char *refs = tp_path_join(repo_dir, "refs");
     ref_path = refs ? tp_path_join(refs, rev) : NULL;
-    free(refs);
+    tp_free(refs);
     if (!ref_path) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
@@ -206,7 +206,7 @@ tp_status tp_resolve_local(const char *id_or_path, char **dir_out, tp_error *err
             goto done;
         }
         bool is_snap = !strchr(rev, '/') && tp_dir_exists(direct);
-        free(direct);
+        tp_free(direct);
         if (!is_snap) {
             st = tp_fail(err, TP_ERR_NOT_FOUND,
                          "model '%s': revision '%s' not in the Hugging Face cache (no %s, and "
@@ -236,14 +236,14 @@ tp_status tp_resolve_local(const char *id_or_path, char **dir_out, tp_error *err
     snap = NULL;
     st = TP_OK;
 done:
-    free(repo);
-    free(rev);
-    free(cache);
-    free(folder);
-    free(repo_dir);
-    free(ref_path);
-    free(commit);
-    free(snaps);
-    free(snap);
+    tp_free(repo);
+    tp_free(rev);
+    tp_free(cache);
+    tp_free(folder);
+    tp_free(repo_dir);
+    tp_free(ref_path);
+    tp_free(commit);
+    tp_free(snaps);
+    tp_free(snap);
     return st;
 }

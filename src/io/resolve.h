@@ -20,7 +20,7 @@
 /* Resolves `id_or_path` to a model folder: an existing folder is used as is;
  * otherwise an id is looked up in the cache (refs/<revision or main> -> commit
  * -> snapshots/<commit>/; a revision that is itself a commit folder under
- * snapshots/ works too). *dir_out is malloc'd (free()).
+ * snapshots/ works too). *dir_out is malloc'd (tp_free()).
  * Errors: TP_ERR_NOT_FOUND (says where it looked), TP_ERR_INVALID_ARGUMENT
  * (malformed id), TP_ERR_IO (unreadable refs file), TP_ERR_OUT_OF_MEMORY. */
 tp_status tp_resolve_local(const char *id_or_path, char **dir_out, tp_error *err);

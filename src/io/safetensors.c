@@ -288,7 +288,7 @@ static tp_status parse_entry(tp_st_model *m, st_file *f, const cJSON *e, const u
     t.name = name;
     tp_status st = push_tensor(m, &t, err);
     if (st != TP_OK) {
-        free(name);
+        tp_free(name);
         return st;
     }
     m->names[m->n_names++] = name;
@@ -330,7 +330,7 @@ static tp_status check_overlap(tp_st_model *m, size_t first, const st_file *f, t
             break;
         }
     }
-    free(r);
+    tp_free(r);
     return st;
 }
 
@@ -395,7 +395,7 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
     /* The header (small next to the weights) is parsed from a NUL-terminated
      * copy, so the JSON parser can never read past the end of the mapping, even
      * for a file that ends with its header on a page boundary. */
-    char *hdr = malloc((size_t)hlen + 1);
+    char *hdr = tp_malloc((size_t)hlen + 1);
     if (!hdr)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: cannot allocate the %llu-byte header", path,
                        (unsigned long long)hlen);
@@ -405,7 +405,7 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = end ? (size_t)(end - hdr) : 0;
-        free(hdr);
+        tp_free(hdr);
         return tp_fail(err, TP_ERR_FORMAT,
                        "%s: header is not valid JSON (error near byte %zu "
                        "of the %llu-byte header)",
@@ -414,14 +414,14 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
     for (size_t i = (size_t)(end - hdr); i < hlen; i++) {
         if (!is_json_space((uint8_t)hdr[i])) {
             cJSON_Delete(root);
-            free(hdr);
+            tp_free(hdr);
             return tp_fail(err, TP_ERR_FORMAT,
                            "%s: header has trailing data after the JSON object (byte %zu of the "
                            "%llu-byte header)",
                            path, i, (unsigned long long)hlen);
         }
     }
-    free(hdr);
+    tp_free(hdr);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return tp_fail(err, TP_ERR_FORMAT, "%s: header is not a JSON object", path);
@@ -556,7 +556,7 @@ static tp_status open_index(tp_st_model *m, const char *index_path, tp_error *er
             goto done;
         }
         st = open_file(m, p, err);
-        free(p);
+        tp_free(p);
         if (st != TP_OK) {
             tp_error_prefix(err, "%s: shard '%s'", index_path, shards[k]);
             goto done;
@@ -574,7 +574,7 @@ static tp_status open_index(tp_st_model *m, const char *index_path, tp_error *er
             goto done;
         }
         bool in_shard = t && strcmp(t->file, want) == 0;
-        free(want);
+        tp_free(want);
         if (!in_shard) {
             char nb[NAME_BUF];
             const char *pn = printable(e->string, nb, sizeof nb);
@@ -591,8 +591,8 @@ static tp_status open_index(tp_st_model *m, const char *index_path, tp_error *er
         }
     }
 done:
-    free(shards);
-    free(dir);
+    tp_free(shards);
+    tp_free(dir);
     tp_json_free(&doc);
     return st;
 }
@@ -608,12 +608,12 @@ tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err) {
     *out = NULL;
     if (!path || !*path)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_st_open: empty path");
-    tp_st_model *m = calloc(1, sizeof *m);
+    tp_st_model *m = tp_calloc(1, sizeof *m);
     if (!m)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "tp_st_open: out of memory");
     m->origin = tp_strdup(path);
     if (!m->origin) {
-        free(m);
+        tp_free(m);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "tp_st_open: out of memory");
     }
     tp_status st;
@@ -633,8 +633,8 @@ tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err) {
                          "%s: no model.safetensors or model.safetensors.index.json in this "
                          "folder",
                          path);
-        free(single);
-        free(index);
+        tp_free(single);
+        tp_free(index);
     } else if (ends_with(path, ".json")) {
         st = open_index(m, path, err);
     } else {
@@ -656,15 +656,15 @@ void tp_st_close(tp_st_model *m) {
     for (size_t i = 0; i < m->n_files; i++) {
         if (m->files[i].map)
             munmap(m->files[i].map, m->files[i].size);
-        free(m->files[i].path);
+        tp_free(m->files[i].path);
     }
     for (size_t i = 0; i < m->n_names; i++)
-        free(m->names[i]);
-    free(m->names);
-    free(m->files);
-    free(m->tensors);
-    free(m->origin);
-    free(m);
+        tp_free(m->names[i]);
+    tp_free(m->names);
+    tp_free(m->files);
+    tp_free(m->tensors);
+    tp_free(m->origin);
+    tp_free(m);
 }
 
 size_t tp_st_count(const tp_st_model *m) {

@@ -28,7 +28,7 @@ static void sort_idx(size_t *idx, size_t n, const tp_st_wtensor *t) {
     size_t h = n / 2;
     sort_idx(idx, h, t);
     sort_idx(idx + h, n - h, t);
-    size_t *tmp = malloc(n * sizeof *tmp);
+    size_t *tmp = tp_malloc(n * sizeof *tmp);
     if (!tmp) { /* fall back to insertion sort: no allocation needed */
         for (size_t i = 1; i < n; i++)
             for (size_t j = i; j > 0 && cmp_idx_name(&idx[j - 1], &idx[j], (void *)t) > 0; j--) {
@@ -46,7 +46,7 @@ static void sort_idx(size_t *idx, size_t n, const tp_st_wtensor *t) {
     while (j < n)
         tmp[k++] = idx[j++];
     memcpy(idx, tmp, n * sizeof *tmp);
-    free(tmp);
+    tp_free(tmp);
 }
 
 /* JSON string with the escapes the reference writer (serde_json) uses. */
@@ -175,7 +175,7 @@ tp_status tp_st_write(const char *path, const tp_st_wtensor *t, size_t n, tp_st_
         goto done;
     }
 
-    tmp_path = malloc(strlen(path) + 5);
+    tmp_path = tp_malloc(strlen(path) + 5);
     chunk = tp_aligned_alloc(CHUNK_BYTES, 1);
     if (!tmp_path || !chunk) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
@@ -234,9 +234,9 @@ done:
     if (st != TP_OK && tmp_path)
         remove(tmp_path);
     tp_aligned_free(chunk);
-    free(tmp_path);
-    free(idx);
-    free(nbytes);
+    tp_free(tmp_path);
+    tp_free(idx);
+    tp_free(nbytes);
     tp_buf_free(&h);
     return st;
 }
@@ -417,7 +417,7 @@ static void print_py(const cJSON *v, tp_buf *b, int depth) {
         }
         indent(b, depth);
         tp_buf_puts(b, obj ? "}" : "]");
-        free(items);
+        tp_free(items);
     }
 }
 

@@ -216,16 +216,16 @@ void tp_decoder_free(tp_net *net) {
     if (d->layers) {
         for (int64_t i = 0; i < d->hp.n_layers; i++) {
             dec_layer *ly = &d->layers[i];
-            free(ly->attn_norm);
-            free(ly->q_norm);
-            free(ly->k_norm);
-            free(ly->post_attn_norm);
-            free(ly->pre_ff_norm);
-            free(ly->post_ff_norm);
-            free(ly->bq);
-            free(ly->bk);
-            free(ly->bv);
-            free(ly->bo);
+            tp_free(ly->attn_norm);
+            tp_free(ly->q_norm);
+            tp_free(ly->k_norm);
+            tp_free(ly->post_attn_norm);
+            tp_free(ly->pre_ff_norm);
+            tp_free(ly->post_ff_norm);
+            tp_free(ly->bq);
+            tp_free(ly->bk);
+            tp_free(ly->bv);
+            tp_free(ly->bo);
             release_linear(&ly->wq);
             release_linear(&ly->wk);
             release_linear(&ly->wv);
@@ -235,14 +235,14 @@ void tp_decoder_free(tp_net *net) {
             release_linear(&ly->w_gate_up);
             release_linear(&ly->w_down);
         }
-        free(d->layers);
+        tp_free(d->layers);
     }
     release_linear(&d->lm_head);
-    free(d->final_norm);
-    free(d->inv_freq_full);
-    free(d->inv_freq_local);
-    free(d->hp.layer_sliding);
-    free(d);
+    tp_free(d->final_norm);
+    tp_free(d->inv_freq_full);
+    tp_free(d->inv_freq_local);
+    tp_free(d->hp.layer_sliding);
+    tp_free(d);
 }
 
 static bool hparams_valid(const tp_dec_hparams *hp, const char *path, tp_error *err) {
@@ -292,13 +292,13 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
     *out = NULL;
     const char *path = a->config && a->config->path ? a->config->path : "config.json";
     if (!hparams_valid(hp, path, err)) {
-        free(hp->layer_sliding);
+        tp_free(hp->layer_sliding);
         hp->layer_sliding = NULL;
         return err ? err->status : TP_ERR_FORMAT;
     }
-    tp_decoder *d = calloc(1, sizeof *d);
+    tp_decoder *d = tp_calloc(1, sizeof *d);
     if (!d) {
-        free(hp->layer_sliding);
+        tp_free(hp->layer_sliding);
         hp->layer_sliding = NULL;
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory loading %s", path);
     }
@@ -317,9 +317,9 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
     const tp_dec_hparams *p = &d->hp;
     const int64_t D = p->hidden, H = p->n_heads, Hkv = p->n_kv_heads, Dh = p->head_dim,
                   F = p->inter;
-    d->layers = calloc((size_t)p->n_layers, sizeof *d->layers);
-    d->inv_freq_full = malloc(sizeof(float) * (size_t)(Dh / 2));
-    d->inv_freq_local = malloc(sizeof(float) * (size_t)(Dh / 2));
+    d->layers = tp_calloc((size_t)p->n_layers, sizeof *d->layers);
+    d->inv_freq_full = tp_malloc(sizeof(float) * (size_t)(Dh / 2));
+    d->inv_freq_local = tp_malloc(sizeof(float) * (size_t)(Dh / 2));
     if (!d->layers || !d->inv_freq_full || !d->inv_freq_local) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory loading %s", path);
         goto fail;

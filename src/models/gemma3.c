@@ -130,12 +130,12 @@ static tp_status gemma3_load(const tp_net_load_args *a, tp_net **out, tp_error *
 
     if (hp.n_layers <= 0 || hp.n_layers > 4096)
         return tp_fail(err, TP_ERR_FORMAT, "%s: num_hidden_layers must be in 1..4096", doc->path);
-    hp.layer_sliding = calloc((size_t)hp.n_layers, 1);
+    hp.layer_sliding = tp_calloc((size_t)hp.n_layers, 1);
     if (!hp.layer_sliding)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory reading %s", doc->path);
     bool found = false;
     if ((st = tp_dec_read_layer_types(doc, c, &hp, &found, err))) {
-        free(hp.layer_sliding);
+        tp_free(hp.layer_sliding);
         return st;
     }
     if (!found) {
@@ -144,11 +144,11 @@ static tp_status gemma3_load(const tp_net_load_args *a, tp_net **out, tp_error *
                               ? "sliding_window_pattern"
                               : "_sliding_window_pattern";
         if ((st = tp_json_int(doc, c, key, 6, &pattern, err))) {
-            free(hp.layer_sliding);
+            tp_free(hp.layer_sliding);
             return st;
         }
         if (pattern <= 0) {
-            free(hp.layer_sliding);
+            tp_free(hp.layer_sliding);
             return tp_fail(err, TP_ERR_FORMAT, "%s: %s must be > 0", doc->path, key);
         }
         for (int64_t l = 0; l < hp.n_layers; l++)

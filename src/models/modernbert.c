@@ -91,7 +91,7 @@ typedef struct mb_model {
 static tp_status keep(mb_model *m, void *p, tp_error *err) {
     void **o = tp_realloc_array(m->owned, m->n_owned + 1, sizeof *o);
     if (!o) {
-        free(p);
+        tp_free(p);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "modernbert: out of memory");
     }
     m->owned = o;
@@ -218,17 +218,17 @@ static void mb_free(tp_net *net) {
                 tp_linear_release(&m->layers[l].wi);
                 tp_linear_release(&m->layers[l].wo_mlp);
             }
-            free(m->layers);
+            tp_free(m->layers);
         }
         tp_linear_release(&m->head_dense);
         tp_linear_release(&m->decoder);
         tp_linear_release(&m->classifier);
         for (size_t i = 0; i < m->n_owned; i++)
-            free(m->owned[i]);
-        free(m->owned);
-        free(m);
+            tp_free(m->owned[i]);
+        tp_free(m->owned);
+        tp_free(m);
     }
-    free(net);
+    tp_free(net);
 }
 
 static size_t mb_scratch_bytes(const tp_net *net, size_t n_tokens, size_t n_seqs,
@@ -270,11 +270,11 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
     const tp_st_model *st = args->st;
     tp_status s = TP_OK;
     *out = NULL;
-    tp_net *net = calloc(1, sizeof *net);
-    mb_model *m = calloc(1, sizeof *m);
+    tp_net *net = tp_calloc(1, sizeof *net);
+    mb_model *m = tp_calloc(1, sizeof *m);
     if (!net || !m) {
-        free(net);
-        free(m);
+        tp_free(net);
+        tp_free(m);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "modernbert: out of memory");
     }
     net->impl = m;
@@ -334,7 +334,7 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
     m->inv_freq_local = tp_malloc_array((size_t)m->hd / 2, sizeof(float));
     s = keep(m, m->inv_freq_global, err);
     if (s != TP_OK)
-        free(m->inv_freq_local);
+        tp_free(m->inv_freq_local);
     else
         s = keep(m, m->inv_freq_local, err);
     if (s != TP_OK || !m->inv_freq_global || !m->inv_freq_local) {
@@ -368,7 +368,7 @@ static tp_status mb_load(const tp_net_load_args *args, tp_net **out, tp_error *e
                     (long long)m->n_layers);
         goto fail;
     }
-    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    m->layers = tp_calloc((size_t)m->n_layers, sizeof *m->layers);
     if (!m->layers) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "modernbert: out of memory");
         goto fail;

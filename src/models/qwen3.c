@@ -72,7 +72,7 @@ static tp_status qwen3_load(const tp_net_load_args *a, tp_net **out, tp_error *e
         return st;
     if (hp.n_layers <= 0 || hp.n_layers > 4096)
         return tp_fail(err, TP_ERR_FORMAT, "%s: num_hidden_layers must be in 1..4096", doc->path);
-    hp.layer_sliding = calloc((size_t)hp.n_layers, 1);
+    hp.layer_sliding = tp_calloc((size_t)hp.n_layers, 1);
     if (!hp.layer_sliding)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory reading %s", doc->path);
     /* Sliding windows: HF sets sliding_window only when use_sliding_window. */
@@ -82,7 +82,7 @@ static tp_status qwen3_load(const tp_net_load_args *a, tp_net **out, tp_error *e
         (st = tp_json_int(doc, c, "sliding_window", 0, &sw, err)) ||
         (st = tp_json_int(doc, c, "max_window_layers", hp.n_layers, &mwl, err)) ||
         (st = tp_dec_read_layer_types(doc, c, &hp, &found, err))) {
-        free(hp.layer_sliding);
+        tp_free(hp.layer_sliding);
         return st;
     }
     hp.sliding_window = use_sw || found ? (int)(sw > 0 && sw < INT32_MAX ? sw : 0) : 0;

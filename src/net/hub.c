@@ -64,7 +64,7 @@ static char *str_printf(const char *fmt, ...) {
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *s = n >= 0 ? tp_malloc((size_t)n + 1) : NULL;
     if (s)
         vsnprintf(s, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
@@ -114,7 +114,7 @@ static tp_status mkdirs(const char *path, bool parent_only, tp_error *err) {
     if (parent_only) {
         char *slash = strrchr(p, '/');
         if (!slash) {
-            free(p);
+            tp_free(p);
             return TP_OK;
         }
         *slash = '\0';
@@ -126,7 +126,7 @@ static tp_status mkdirs(const char *path, bool parent_only, tp_error *err) {
             if (mkdir(p, 0755) != 0 && errno != EEXIST) {
                 tp_status s =
                     tp_fail(err, TP_ERR_IO, "cannot create folder %s: %s", p, strerror(errno));
-                free(p);
+                tp_free(p);
                 return s;
             }
             *q = c;
@@ -134,7 +134,7 @@ static tp_status mkdirs(const char *path, bool parent_only, tp_error *err) {
                 break;
         }
     }
-    free(p);
+    tp_free(p);
     return TP_OK;
 }
 
@@ -194,13 +194,13 @@ typedef struct hub {
 } hub;
 
 static void hub_free(hub *h) {
-    free(h->repo);
-    free(h->revision);
-    free(h->cache);
-    free(h->repo_dir);
-    free(h->endpoint);
-    free(h->url_repo);
-    free(h->token);
+    tp_free(h->repo);
+    tp_free(h->revision);
+    tp_free(h->cache);
+    tp_free(h->repo_dir);
+    tp_free(h->endpoint);
+    tp_free(h->url_repo);
+    tp_free(h->token);
     if (h->curl)
         curl_easy_cleanup(h->curl);
 }
@@ -215,7 +215,7 @@ static char *read_token(void) {
             char *s = trim(c);
             memmove(c, s, strlen(s) + 1);
             if (!*c) {
-                free(c);
+                tp_free(c);
                 c = NULL;
             }
         }
@@ -228,7 +228,7 @@ static char *read_token(void) {
     } else {
         char *home = hf_home();
         path = home ? tp_path_join(home, "token") : NULL;
-        free(home);
+        tp_free(home);
     }
     if (!path)
         return NULL;
@@ -240,9 +240,9 @@ static char *read_token(void) {
         char *s = trim(data);
         if (*s)
             tok = tp_strdup(s);
-        free(data);
+        tp_free(data);
     }
-    free(path);
+    tp_free(path);
     return tok;
 }
 
@@ -263,7 +263,7 @@ static bool local_commit(hub *h) {
     if (is_hex(h->revision, 40)) {
         char *d = str_printf("%s/snapshots/%s", h->repo_dir, h->revision);
         bool ok = d && tp_dir_exists(d);
-        free(d);
+        tp_free(d);
         if (ok) {
             snprintf(h->commit, sizeof h->commit, "%s", h->revision);
             return true;
@@ -280,9 +280,9 @@ static bool local_commit(hub *h) {
             snprintf(h->commit, sizeof h->commit, "%s", c);
             ok = true;
         }
-        free(data);
+        tp_free(data);
     }
-    free(ref);
+    tp_free(ref);
     return ok;
 }
 
@@ -299,9 +299,9 @@ static file_state local_state(const hub *h, const char *file) {
         char *m = str_printf("%s/.no_exist/%s/%s", h->repo_dir, h->commit, file);
         if (m && tp_file_exists(m))
             s = F_KNOWN_ABSENT;
-        free(m);
+        tp_free(m);
     }
-    free(p);
+    tp_free(p);
     return s;
 }
 
@@ -329,11 +329,11 @@ static tp_status index_shards(const hub *h, char ***names, size_t *n, tp_error *
     size_t len = 0;
     tp_status s = tp_read_file(path, &text, &len, err);
     if (s != TP_OK) {
-        free(path);
+        tp_free(path);
         return s;
     }
     cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
+    tp_free(text);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!root) {
         s = tp_fail(err, TP_ERR_FORMAT, "%s: not valid JSON", path);
@@ -358,7 +358,7 @@ static tp_status index_shards(const hub *h, char ***names, size_t *n, tp_error *
         char **nn = tp_realloc_array(*names, *n + 1, sizeof *nn);
         char *c = tp_strdup(e->valuestring);
         if (!nn || !c) {
-            free(c);
+            tp_free(c);
             if (nn)
                 *names = nn;
             s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
@@ -371,11 +371,11 @@ static tp_status index_shards(const hub *h, char ***names, size_t *n, tp_error *
         s = tp_fail(err, TP_ERR_FORMAT, "%s: \"weight_map\" lists no files", path);
 out:
     cJSON_Delete(root);
-    free(path);
+    tp_free(path);
     if (s != TP_OK) {
         for (size_t i = 0; i < *n; i++)
-            free((*names)[i]);
-        free(*names);
+            tp_free((*names)[i]);
+        tp_free(*names);
         *names = NULL;
         *n = 0;
     }
@@ -384,8 +384,8 @@ out:
 
 static void free_names(char **names, size_t n) {
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        tp_free(names[i]);
+    tp_free(names);
 }
 
 /* Is everything asked for in the local snapshot? `strict`: optional files must
@@ -524,7 +524,7 @@ static void common_opts(hub *h, struct curl_slist **headers, char *errbuf) {
         char *a = str_printf("Authorization: Bearer %s", h->token);
         if (a) {
             *headers = curl_slist_append(*headers, a);
-            free(a);
+            tp_free(a);
         }
     }
     /* Ask for the raw bytes: sizes and hashes are of the stored file. */
@@ -618,7 +618,7 @@ static tp_status head_file(hub *h, const char *file, meta *m, char **get_url) {
         curl_slist_free_all(hdrs);
         if (rc != CURLE_OK) {
             tp_status s = curl_failure(h, rc, errbuf, url, file);
-            free(url);
+            tp_free(url);
             return s;
         }
         long code = 0;
@@ -637,11 +637,11 @@ static tp_status head_file(hub *h, const char *file, meta *m, char **get_url) {
                 tp_status s =
                     tp_fail(h->err, TP_ERR_NETWORK, "%s of %s: too many or empty redirects from %s",
                             file, h->repo, url);
-                free(url);
+                tp_free(url);
                 return s;
             }
             char *next = absolute_url(url, m->location);
-            free(url);
+            tp_free(url);
             if (!next)
                 return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
             url = next;
@@ -652,7 +652,7 @@ static tp_status head_file(hub *h, const char *file, meta *m, char **get_url) {
             return TP_OK;
         }
         tp_status s = http_failure(h, m, file, url);
-        free(url);
+        tp_free(url);
         return s;
     }
 }
@@ -770,13 +770,13 @@ static tp_status download_blob(hub *h, const char *file, const char *url, const 
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_status s = mkdirs(tmp, true, h->err);
     if (s != TP_OK) {
-        free(tmp);
+        tp_free(tmp);
         return s;
     }
     int fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         s = tp_fail(h->err, TP_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        free(tmp);
+        tp_free(tmp);
         return s;
     }
     /* another process may be fetching the same blob: wait for it */
@@ -790,7 +790,7 @@ static tp_status download_blob(hub *h, const char *file, const char *url, const 
             a.st_dev == b.st_dev)
             unlink(tmp);
         close(fd);
-        free(tmp);
+        tp_free(tmp);
         return TP_OK;
     }
     s = TP_ERR_INTERNAL;
@@ -898,7 +898,7 @@ static tp_status download_blob(hub *h, const char *file, const char *url, const 
         }
     }
     close(fd); /* releases the lock */
-    free(tmp);
+    tp_free(tmp);
     return s;
 }
 
@@ -909,7 +909,7 @@ static tp_status link_snapshot(hub *h, const char *file, const char *etag) {
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_status s = mkdirs(link, true, h->err);
     if (s != TP_OK) {
-        free(link);
+        tp_free(link);
         return s;
     }
     tp_buf target = {0};
@@ -920,7 +920,7 @@ static tp_status link_snapshot(hub *h, const char *file, const char *etag) {
     tp_buf_printf(&target, "blobs/%s", etag);
     if (target.oom) {
         tp_buf_free(&target);
-        free(link);
+        tp_free(link);
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
     /* made under a unique name and renamed over the final one: atomic, so
@@ -934,10 +934,10 @@ static tp_status link_snapshot(hub *h, const char *file, const char *etag) {
             s = tp_fail(h->err, TP_ERR_IO, "cannot create link %s: %s", link, strerror(errno));
             unlink(tmp);
         }
-        free(tmp);
+        tp_free(tmp);
     }
     tp_buf_free(&target);
-    free(link);
+    tp_free(link);
     return s;
 }
 
@@ -953,9 +953,9 @@ static tp_status write_ref(hub *h) {
         FILE *f = tmp ? fopen(tmp, "wb") : NULL;
         if (!f || fputs(h->commit, f) < 0 || fclose(f) != 0 || rename(tmp, ref) != 0)
             s = tp_fail(h->err, TP_ERR_IO, "cannot write %s: %s", ref, strerror(errno));
-        free(tmp);
+        tp_free(tmp);
     }
-    free(ref);
+    tp_free(ref);
     return s;
 }
 
@@ -967,7 +967,7 @@ static void mark_absent(hub *h, const char *file) {
         if (f)
             fclose(f);
     }
-    free(m);
+    tp_free(m);
 }
 
 /* Makes one file present in the snapshot. *absent is set (and TP_OK returned)
@@ -998,7 +998,7 @@ static tp_status fetch(hub *h, const char *file, bool optional, bool *absent) {
         return s;
     if (!h->commit[0]) {
         if (!is_hex(m.commit, 40)) {
-            free(url);
+            tp_free(url);
             return tp_fail(h->err, TP_ERR_NETWORK,
                            "%s: the hub's answer for %s has no X-Repo-Commit header (is %s a "
                            "Hugging Face endpoint?)",
@@ -1007,11 +1007,11 @@ static tp_status fetch(hub *h, const char *file, bool optional, bool *absent) {
         snprintf(h->commit, sizeof h->commit, "%s", m.commit);
         s = write_ref(h);
         if (s != TP_OK) {
-            free(url);
+            tp_free(url);
             return s;
         }
         if (local_state(h, file) == F_PRESENT) {
-            free(url);
+            tp_free(url);
             return TP_OK;
         }
     }
@@ -1026,20 +1026,20 @@ static tp_status fetch(hub *h, const char *file, bool optional, bool *absent) {
             etag[k++] = *e;
     etag[k] = '\0';
     if (!k || strchr(etag, '/') || !strcmp(etag, "..") || !strcmp(etag, ".")) {
-        free(url);
+        tp_free(url);
         return tp_fail(h->err, TP_ERR_NETWORK, "%s of %s: the hub gave no usable ETag", file,
                        h->repo);
     }
     long long size = m.linked_size >= 0 ? m.linked_size : m.content_length;
     char *blob = str_printf("%s/blobs/%s", h->repo_dir, etag);
     if (!blob) {
-        free(url);
+        tp_free(url);
         return tp_fail(h->err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
     if (!(path_is_file(blob) && (size < 0 || file_size(blob) == size)))
         s = download_blob(h, file, url, etag, size, blob);
-    free(url);
-    free(blob);
+    tp_free(url);
+    tp_free(blob);
     if (s == TP_OK)
         s = link_snapshot(h, file, etag);
     return s;
@@ -1126,7 +1126,7 @@ tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *para
         return tp_fail(err, TP_ERR_NOT_FOUND, "%s", msg);
     }
     h.revision = tp_strdup(p->revision ? p->revision : id_rev);
-    free(id_rev);
+    tp_free(id_rev);
     tp_status s = TP_OK;
     if (p->cache_dir)
         h.cache = tp_strdup(p->cache_dir);
@@ -1142,7 +1142,7 @@ tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *para
     }
     char *folder = tp_hf_repo_folder(h.repo);
     h.repo_dir = folder ? tp_path_join(h.cache, folder) : NULL;
-    free(folder);
+    tp_free(folder);
     if (!h.repo_dir) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto out;

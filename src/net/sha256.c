@@ -125,7 +125,7 @@ tp_status tp_sha256_file(const char *path, char out[65], tp_error *err) {
     if (!f)
         return tp_fail(err, TP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     enum { CHUNK = 1 << 20 };
-    uint8_t *buf = malloc(CHUNK);
+    uint8_t *buf = tp_malloc(CHUNK);
     if (!buf) {
         fclose(f);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory hashing", path);
@@ -137,7 +137,7 @@ tp_status tp_sha256_file(const char *path, char out[65], tp_error *err) {
         tp_sha256_update(&s, buf, n);
     int bad = ferror(f);
     fclose(f);
-    free(buf);
+    tp_free(buf);
     if (bad)
         return tp_fail(err, TP_ERR_IO, "%s: read error", path);
     uint8_t d[32];

@@ -84,8 +84,8 @@ tp_status tp_enc_tokenize(tp_model *m, tp_pool *pool, const char *const *texts,
     const char **t = tp_malloc_array(n, sizeof *t);
     const char **pairs = text_pairs ? tp_malloc_array(n, sizeof *pairs) : NULL;
     if (!t || (text_pairs && !pairs)) {
-        free(t);
-        free(pairs);
+        tp_free(t);
+        tp_free(pairs);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory for %zu texts", n);
     }
     for (size_t i = 0; i < n; i++) {
@@ -99,8 +99,8 @@ tp_status tp_enc_tokenize(tp_model *m, tp_pool *pool, const char *const *texts,
     tp.strategy = strategy;
     tp.error_if_truncated = !in->truncation;
     tp_status s = tp_tok_encode_batch(m->tok, pool, t, pairs, n, &tp, encs, err);
-    free(t);
-    free(pairs);
+    tp_free(t);
+    tp_free(pairs);
     if (s != TP_OK)
         return s;
     const int32_t V = (int32_t)m->net->vocab_size;

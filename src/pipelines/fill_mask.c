@@ -26,12 +26,12 @@ void tp_fill_mask_result_free(tp_fill_mask_result *r) {
         return;
     if (r->predictions) {
         for (size_t i = 0; i < r->n_masks * r->k; i++) {
-            free(r->predictions[i].token_str);
-            free(r->predictions[i].sequence);
+            tp_free(r->predictions[i].token_str);
+            tp_free(r->predictions[i].sequence);
         }
-        free(r->predictions);
+        tp_free(r->predictions);
     }
-    free(r->filled);
+    tp_free(r->filled);
     memset(r, 0, sizeof *r);
 }
 
@@ -113,12 +113,12 @@ static bool fm_emit(void *vctx, size_t i, tp_status st, const char *msg, const f
     const tp_encoding *e = &c->encs[i];
     const size_t V = (size_t)c->m->net->vocab_size, k = c->k;
     const size_t n_masks = r->n_masks;
-    r->predictions = calloc(n_masks * k, sizeof *r->predictions);
+    r->predictions = tp_calloc(n_masks * k, sizeof *r->predictions);
     int32_t *top = tp_malloc_array(k, sizeof *top);
     int32_t *best = tp_malloc_array(n_masks, sizeof *best);
     if (!r->predictions || !top || !best) {
-        free(top);
-        free(best);
+        tp_free(top);
+        tp_free(best);
         return false;
     }
     tp_error de;
@@ -144,8 +144,8 @@ static bool fm_emit(void *vctx, size_t i, tp_status st, const char *msg, const f
             c->ids[c->mask_pos[i][mi]] = best[mi];
         ok = decode(c->m, c->ids, e->n, true, &r->filled, &de);
     }
-    free(top);
-    free(best);
+    tp_free(top);
+    tp_free(best);
     if (!ok) {
         if (de.status == TP_ERR_OUT_OF_MEMORY)
             return false;
@@ -178,21 +178,21 @@ static tp_status fill_mask_run(tp_model *m, const char *const *texts, size_t n, 
 
     tp_pool *pool = tp_model_lock(m);
     tp_encoding *encs = tp_malloc_array(n, sizeof *encs);
-    int32_t **mask_pos = calloc(n, sizeof *mask_pos);
-    tp_enc_request *reqs = calloc(n, sizeof *reqs);
+    int32_t **mask_pos = tp_calloc(n, sizeof *mask_pos);
+    tp_enc_request *reqs = tp_calloc(n, sizeof *reqs);
     fm_ctx c = {
         .m = m, .encs = encs, .mask_pos = mask_pos, .out = out, .k = k, .want_filled = want_filled};
     c.probs = tp_malloc_array(V, sizeof *c.probs);
     c.order = tp_malloc_array(V, sizeof *c.order);
     if (!encs || !mask_pos || !reqs || !c.probs || !c.order) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "fill-mask: out of memory for %zu texts", n);
-        free(encs);
+        tp_free(encs);
         encs = NULL;
         goto done;
     }
     if ((s = tp_enc_tokenize(m, pool, texts, NULL, n, &in, TP_TRUNC_LONGEST_FIRST, encs, err)) !=
         TP_OK) {
-        free(encs);
+        tp_free(encs);
         encs = NULL;
         goto done;
     }
@@ -246,13 +246,13 @@ done:
     for (size_t i = 0; encs && i < n; i++)
         tp_encoding_free(&encs[i]);
     for (size_t i = 0; mask_pos && i < n; i++)
-        free(mask_pos[i]);
-    free(encs);
-    free(mask_pos);
-    free(reqs);
-    free(c.probs);
-    free(c.order);
-    free(c.ids);
+        tp_free(mask_pos[i]);
+    tp_free(encs);
+    tp_free(mask_pos);
+    tp_free(reqs);
+    tp_free(c.probs);
+    tp_free(c.order);
+    tp_free(c.ids);
     return s;
 }
 

@@ -45,11 +45,11 @@ void tp_model_free(tp_model *m) {
     tp_json_free(&m->config);
     if (m->id2label) {
         for (size_t i = 0; i < m->num_labels; i++)
-            free(m->id2label[i]);
-        free(m->id2label);
+            tp_free(m->id2label[i]);
+        tp_free(m->id2label);
     }
-    free(m->dir);
-    free(m);
+    tp_free(m->dir);
+    tp_free(m);
 }
 
 /* Reads id2label / label2id / problem_type for classification models. */
@@ -57,7 +57,7 @@ static tp_status load_labels(tp_model *m, tp_error *err) {
     const tp_json_doc *cfg = &m->config;
     size_t L = (size_t)m->net->num_labels;
     m->num_labels = L;
-    m->id2label = calloc(L ? L : 1, sizeof *m->id2label);
+    m->id2label = tp_calloc(L ? L : 1, sizeof *m->id2label);
     if (!m->id2label)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(cfg->root, "id2label");
@@ -125,7 +125,7 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
     if (p.precision != TP_PRECISION_F32 && p.precision != TP_PRECISION_BF16)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_model_load: unknown precision %d",
                        (int)p.precision);
-    tp_model *m = calloc(1, sizeof *m);
+    tp_model *m = tp_calloc(1, sizeof *m);
     if (!m)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&m->lock, NULL);
@@ -139,7 +139,7 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
         goto fail;
     }
     s = tp_json_load(cfg_path, &m->config, err);
-    free(cfg_path);
+    tp_free(cfg_path);
     if (s != TP_OK)
         goto fail;
     if ((s = tp_st_open(m->dir, &m->st, err)) != TP_OK)

@@ -23,8 +23,8 @@ void tp_sentiment_result_free(tp_sentiment_result *r) {
     if (!r)
         return;
     for (size_t i = 0; r->scores && i < r->n_scores; i++)
-        free(r->scores[i].label);
-    free(r->scores);
+        tp_free(r->scores[i].label);
+    tp_free(r->scores);
     memset(r, 0, sizeof *r);
 }
 
@@ -73,7 +73,7 @@ static bool sc_emit(void *vctx, size_t i, tp_status st, const char *msg, const f
         c->order[at] = (int32_t)j;
     }
     size_t n_out = c->all ? L : 1;
-    r->scores = calloc(n_out, sizeof *r->scores);
+    r->scores = tp_calloc(n_out, sizeof *r->scores);
     if (!r->scores)
         return false;
     r->n_scores = n_out;
@@ -110,18 +110,18 @@ static tp_status sentiment_run(tp_model *m, const char *const *texts, size_t n, 
 
     tp_pool *pool = tp_model_lock(m);
     tp_encoding *encs = tp_malloc_array(n, sizeof *encs);
-    tp_enc_request *reqs = calloc(n, sizeof *reqs);
+    tp_enc_request *reqs = tp_calloc(n, sizeof *reqs);
     c.scores = tp_malloc_array(m->num_labels, sizeof *c.scores);
     c.order = tp_malloc_array(m->num_labels, sizeof *c.order);
     if (!encs || !reqs || !c.scores || !c.order) {
         s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "sentiment: out of memory for %zu texts", n);
-        free(encs);
+        tp_free(encs);
         encs = NULL;
         goto done;
     }
     if ((s = tp_enc_tokenize(m, pool, texts, NULL, n, &in, TP_TRUNC_LONGEST_FIRST, encs, err)) !=
         TP_OK) {
-        free(encs);
+        tp_free(encs);
         encs = NULL;
         goto done;
     }
@@ -138,10 +138,10 @@ done:
         tp_sentiment_result_free_all(out, n);
     for (size_t i = 0; encs && i < n; i++)
         tp_encoding_free(&encs[i]);
-    free(encs);
-    free(reqs);
-    free(c.scores);
-    free(c.order);
+    tp_free(encs);
+    tp_free(reqs);
+    tp_free(c.scores);
+    tp_free(c.order);
     return s;
 }
 

@@ -68,7 +68,7 @@ tp_status tp_textgen_init(tp_model *m, tp_error *err) {
     const tp_dec_hparams *hp = tp_decoder_hparams(m->net);
     if (!hp)
         return tp_fail(err, TP_ERR_INTERNAL, "text generation: not a decoder");
-    struct tp_textgen *g = calloc(1, sizeof *g);
+    struct tp_textgen *g = tp_calloc(1, sizeof *g);
     if (!g)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     m->gen = g;
@@ -88,7 +88,7 @@ tp_status tp_textgen_init(tp_model *m, tp_error *err) {
     tp_json_doc doc = {0};
     tp_error e2;
     tp_status st = tp_json_load(path, &doc, &e2);
-    free(path);
+    tp_free(path);
     if (st == TP_OK) {
         const cJSON *r = doc.root;
         double t = 1.0, tp = 1.0, mp = 0.0, rp = 1.0;
@@ -149,7 +149,7 @@ void tp_textgen_free(tp_model *m) {
     if (!m || !m->gen)
         return;
     tp_chat_template_free(m->gen->chat);
-    free(m->gen);
+    tp_free(m->gen);
     m->gen = NULL;
 }
 
@@ -189,10 +189,10 @@ tp_generate_params tp_generate_default_params(void) {
 void tp_gen_result_free(tp_gen_result *r) {
     if (!r)
         return;
-    free(r->text);
-    free(r->reasoning);
-    free(r->content);
-    free(r->tokens);
+    tp_free(r->text);
+    tp_free(r->reasoning);
+    tp_free(r->content);
+    tp_free(r->tokens);
     memset(r, 0, sizeof *r);
 }
 
@@ -478,11 +478,11 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
     const struct tp_textgen *g = m->gen;
     const int64_t ctx = m->net->max_positions;
     tp_status st = TP_OK;
-    tp_gen_item *items = calloc(n, sizeof *items);
-    tp_gen_output *outs = calloc(n, sizeof *outs);
-    item_state *states = calloc(n, sizeof *states);
-    int32_t **ids = calloc(n, sizeof *ids);
-    int32_t **stops = calloc(n, sizeof *stops);
+    tp_gen_item *items = tp_calloc(n, sizeof *items);
+    tp_gen_output *outs = tp_calloc(n, sizeof *outs);
+    item_state *states = tp_calloc(n, sizeof *states);
+    int32_t **ids = tp_calloc(n, sizeof *ids);
+    int32_t **stops = tp_calloc(n, sizeof *stops);
     tp_tok_scratch *ts = tp_tok_scratch_create(m->tok);
     if (!items || !outs || !states || !ids || !stops || !ts) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "generate: out of memory for %zu items", n);
@@ -520,7 +520,7 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
                 continue;
             }
             if (!g->chat) {
-                free(json);
+                tp_free(json);
                 char msg[TP_ERROR_MESSAGE_MAX + 64];
                 snprintf(msg, sizeof msg, "chat template: %s", g->chat_error);
                 set_item_error(
@@ -533,7 +533,7 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
             cp.enable_thinking = params.enable_thinking;
             tp_status rs =
                 tp_chat_template_render(g->chat, cv->json ? cv->json : json, &cp, &owned, &e);
-            free(json);
+            tp_free(json);
             if (rs != TP_OK) {
                 set_item_error(r, i, rs, e.message);
                 continue;
@@ -545,7 +545,7 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
             snprintf(why, sizeof why, "the %s is not valid UTF-8 (byte %zu)",
                      prompts ? "prompt" : "rendered chat", bad_at);
             set_item_error(r, i, TP_ERR_INPUT, why);
-            free(owned);
+            tp_free(owned);
             continue;
         }
         /* Completions get the tokenizer's special tokens (Gemma3's <bos>);
@@ -553,7 +553,7 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
         size_t n_ids = 0;
         tp_status es =
             tp_tok_encode_ids(m->tok, ts, text, tl, prompts != NULL, &ids[i], &n_ids, &e);
-        free(owned);
+        tp_free(owned);
         if (es != TP_OK) {
             set_item_error(r, i, es, e.message);
             continue;
@@ -674,18 +674,18 @@ done:
         if (outs)
             tp_gen_output_free(&outs[i]);
         if (ids)
-            free(ids[i]);
+            tp_free(ids[i]);
         if (stops)
-            free(stops[i]);
+            tp_free(stops[i]);
     }
     if (st != TP_OK)
         tp_gen_result_free_all(out, n);
     tp_tok_scratch_free(ts);
-    free(items);
-    free(outs);
-    free(states);
-    free(ids);
-    free(stops);
+    tp_free(items);
+    tp_free(outs);
+    tp_free(states);
+    tp_free(ids);
+    tp_free(stops);
     return st;
 }
 

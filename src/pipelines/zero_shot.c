@@ -33,9 +33,9 @@ void tp_zero_shot_result_free(tp_zero_shot_result *r) {
     if (!r)
         return;
     for (size_t i = 0; r->labels && i < r->n_labels; i++)
-        free(r->labels[i]);
-    free(r->labels);
-    free(r->scores);
+        tp_free(r->labels[i]);
+    tp_free(r->labels);
+    tp_free(r->scores);
     memset(r, 0, sizeof *r);
 }
 
@@ -117,13 +117,13 @@ static tp_status zero_shot_run(tp_model *m, const char *const *texts, size_t n,
     tp_pool *pool = tp_model_lock(m);
     size_t *first = tp_malloc_array(n + 1, sizeof *first);
     const char **ptext = tp_malloc_array(n_pairs ? n_pairs : 1, sizeof *ptext);
-    char **phyp = calloc(n_pairs ? n_pairs : 1, sizeof *phyp);
+    char **phyp = tp_calloc(n_pairs ? n_pairs : 1, sizeof *phyp);
     tp_encoding *encs = tp_malloc_array(n_pairs ? n_pairs : 1, sizeof *encs);
-    tp_enc_request *reqs = calloc(n_pairs ? n_pairs : 1, sizeof *reqs);
+    tp_enc_request *reqs = tp_calloc(n_pairs ? n_pairs : 1, sizeof *reqs);
     zs_ctx c = {.L = L};
     c.pair_logits = tp_malloc_array(n_pairs ? n_pairs : 1, L * sizeof(float));
-    c.pair_st = calloc(n_pairs ? n_pairs : 1, sizeof *c.pair_st);
-    c.pair_msg = calloc(n_pairs ? n_pairs : 1, sizeof *c.pair_msg);
+    c.pair_st = tp_calloc(n_pairs ? n_pairs : 1, sizeof *c.pair_st);
+    c.pair_msg = tp_calloc(n_pairs ? n_pairs : 1, sizeof *c.pair_msg);
     float *sc = tp_malloc_array(n_pairs ? n_pairs : 1, sizeof *sc);
     bool encs_ok = false;
     if (!first || !ptext || !phyp || !encs || !reqs || !c.pair_logits || !c.pair_st ||
@@ -212,13 +212,13 @@ static tp_status zero_shot_run(tp_model *m, const char *const *texts, size_t n,
             for (size_t j = 0; j < nl; j++)
                 ent[j] = lg[j * L + (size_t)m->entail_id];
             tp_enc_softmax(ent, score, nl);
-            free(ent);
+            tp_free(ent);
         }
-        r->labels = calloc(nl, sizeof *r->labels);
+        r->labels = tp_calloc(nl, sizeof *r->labels);
         r->scores = tp_malloc_array(nl, sizeof *r->scores);
         size_t *ord = tp_malloc_array(nl, sizeof *ord);
         if (!r->labels || !r->scores || !ord) {
-            free(ord);
+            tp_free(ord);
             s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "zero-shot: out of memory");
             goto done;
         }
@@ -235,12 +235,12 @@ static tp_status zero_shot_run(tp_model *m, const char *const *texts, size_t n,
             r->scores[j] = score[ord[j]];
             r->labels[j] = tp_strdup(labels[i][ord[j]]);
             if (!r->labels[j]) {
-                free(ord);
+                tp_free(ord);
                 s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "zero-shot: out of memory");
                 goto done;
             }
         }
-        free(ord);
+        tp_free(ord);
     }
 done:
     tp_model_unlock(m);
@@ -250,19 +250,19 @@ done:
         if (encs_ok)
             tp_encoding_free(&encs[k]);
         if (phyp)
-            free(phyp[k]);
+            tp_free(phyp[k]);
         if (c.pair_msg)
-            free(c.pair_msg[k]);
+            tp_free(c.pair_msg[k]);
     }
-    free(first);
-    free(ptext);
-    free(phyp);
-    free(encs);
-    free(reqs);
-    free(c.pair_logits);
-    free(c.pair_st);
-    free(c.pair_msg);
-    free(sc);
+    tp_free(first);
+    tp_free(ptext);
+    tp_free(phyp);
+    tp_free(encs);
+    tp_free(reqs);
+    tp_free(c.pair_logits);
+    tp_free(c.pair_st);
+    tp_free(c.pair_msg);
+    tp_free(sc);
     return s;
 }
 
@@ -294,8 +294,8 @@ tp_status tp_zero_shot_predict_batch(tp_model *model, const char *const *texts, 
     const char *const **per = tp_malloc_array(n ? n : 1, sizeof *per);
     size_t *cnt = tp_malloc_array(n ? n : 1, sizeof *cnt);
     if (!per || !cnt) {
-        free(per);
-        free(cnt);
+        tp_free(per);
+        tp_free(cnt);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "zero-shot: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
@@ -303,8 +303,8 @@ tp_status tp_zero_shot_predict_batch(tp_model *model, const char *const *texts, 
         cnt[i] = n_labels;
     }
     tp_status s = zero_shot_run(model, texts, n, per, cnt, params, out, err);
-    free(per);
-    free(cnt);
+    tp_free(per);
+    tp_free(cnt);
     return s;
 }
 

@@ -29,13 +29,13 @@ tp_status tp_template_compile(const char *src, size_t len, const char *name, tp_
     if (bad != len)
         return tp_fail(err, TP_ERR_TEMPLATE, "%s%stemplate is not valid UTF-8 (byte %zu)",
                        name ? name : "", name ? ": " : "", bad);
-    tp_template *t = calloc(1, sizeof *t);
+    tp_template *t = tp_calloc(1, sizeof *t);
     if (!t)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "template: out of memory");
     if (name) {
         t->name = tp_strdup(name);
         if (!t->name) {
-            free(t);
+            tp_free(t);
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "template: out of memory");
         }
     }
@@ -52,20 +52,20 @@ void tp_template_free(tp_template *t) {
     if (!t)
         return;
     tpl_arena_free(&t->arena);
-    free(t->name);
-    free(t);
+    tp_free(t->name);
+    tp_free(t);
 }
 
 /* ---- variables ---- */
 
 tp_template_vars *tp_template_vars_new(void) {
-    tp_template_vars *v = calloc(1, sizeof *v);
+    tp_template_vars *v = tp_calloc(1, sizeof *v);
     if (!v)
         return NULL;
     v->d = tpl_dict_new(&v->arena, 8);
     if (!v->d) {
         tpl_arena_free(&v->arena);
-        free(v);
+        tp_free(v);
         return NULL;
     }
     return v;
@@ -75,7 +75,7 @@ void tp_template_vars_free(tp_template_vars *v) {
     if (!v)
         return;
     tpl_arena_free(&v->arena);
-    free(v);
+    tp_free(v);
 }
 
 static tp_status vset(tp_template_vars *v, const char *name, tv val, tp_error *err) {
@@ -221,13 +221,13 @@ static tp_status load_specials(tp_chat_template *ct, const cJSON *cfg, const cha
     const cJSON *add = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
     if (cJSON_IsArray(add) && cJSON_GetArraySize(add) > 0) {
         size_t n = (size_t)cJSON_GetArraySize(add), k = 0;
-        const char **items = calloc(n, sizeof *items);
+        const char **items = tp_calloc(n, sizeof *items);
         if (!items)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         for (const cJSON *c = add->child; c; c = c->next) {
             const char *s = token_text(c);
             if (!s) {
-                free(items);
+                tp_free(items);
                 return tp_fail(err, TP_ERR_FORMAT,
                                "%s: additional_special_tokens[%zu] is not a string", name, k);
             }
@@ -235,7 +235,7 @@ static tp_status load_specials(tp_chat_template *ct, const cJSON *cfg, const cha
         }
         st = tp_template_vars_set_string_list(ct->special, "additional_special_tokens", items, k,
                                               err);
-        free(items);
+        tp_free(items);
         if (st)
             return st;
     }
@@ -290,9 +290,9 @@ tp_status tp_chat_template_from_strings(const char *config_json, const char *jin
     if (!out || (!config_json && !jinja))
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_chat_template_from_strings: no input");
     const char *nm = name ? name : "tokenizer_config.json";
-    tp_chat_template *ct = calloc(1, sizeof *ct);
+    tp_chat_template *ct = tp_calloc(1, sizeof *ct);
     if (!ct || !(ct->special = tp_template_vars_new())) {
-        free(ct);
+        tp_free(ct);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
     cJSON *cfg = NULL;
@@ -374,11 +374,11 @@ tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **ou
             else
                 st = tp_fail(err, TP_ERR_FORMAT, "%s: no string \"chat_template\"", json_path);
             cJSON_Delete(j);
-            free(text);
+            tp_free(text);
             if (!st && !jinja)
                 st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         }
-        free(json_path);
+        tp_free(json_path);
         if (st)
             goto done;
     }
@@ -391,10 +391,10 @@ tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **ou
     }
     st = tp_chat_template_from_strings(cfg, jinja, jinja ? jinja_path : cfg_path, out, err);
 done:
-    free(cfg_path);
-    free(jinja_path);
-    free(cfg);
-    free(jinja);
+    tp_free(cfg_path);
+    tp_free(jinja_path);
+    tp_free(cfg);
+    tp_free(jinja);
     return st;
 }
 
@@ -403,7 +403,7 @@ void tp_chat_template_destroy(tp_chat_template *ct) {
         return;
     tp_template_free(ct->tpl);
     tp_template_vars_free(ct->special);
-    free(ct);
+    tp_free(ct);
 }
 
 const tp_template *tp_chat_template_compiled(const tp_chat_template *ct) {
@@ -520,7 +520,7 @@ tp_status tp_chat_template_render(const tp_chat_template *ct, const char *json,
 }
 
 void tp_chat_template_string_free(char *s) {
-    free(s);
+    tp_free(s);
 }
 
 void tp_chat_template_free(tp_chat_template *ct) {

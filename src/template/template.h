@@ -88,7 +88,7 @@ tp_template_render_params tp_template_default_render_params(void);
 
 /* Renders t with variables looked up in vars[0], then vars[1], ... (n_vars sets, NULL
  * entries skipped), then the globals (raise_exception, strftime_now, namespace, range,
- * dict). *out is malloc'd, NUL-terminated (free()); *out_len may be NULL. */
+ * dict). *out is malloc'd, NUL-terminated (tp_free()); *out_len may be NULL. */
 tp_status tp_template_render(const tp_template *t, const tp_template_vars *const *vars,
                              size_t n_vars, const tp_template_render_params *params, char **out,
                              size_t *out_len, tp_error *err);

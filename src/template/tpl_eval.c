@@ -785,11 +785,11 @@ static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
             spec[sl + 1] = 0;
             /* width/precision count characters in Python; bytes here (ASCII-exact) */
             int k = snprintf(NULL, 0, spec, tmp.data ? tmp.data : "");
-            char *o = malloc((size_t)k + 1);
+            char *o = tp_malloc((size_t)k + 1);
             if (o) {
                 snprintf(o, (size_t)k + 1, spec, tmp.data ? tmp.data : "");
                 tp_buf_append(&b, o, (size_t)k);
-                free(o);
+                tp_free(o);
             } else {
                 b.oom = true;
             }

@@ -87,7 +87,7 @@ static bool oom(P *p) {
 static bool push_tok(P *p, tok t) {
     if (p->n_toks == p->cap_toks) {
         size_t cap = p->cap_toks ? p->cap_toks * 2 : 256;
-        tok *nt = realloc(p->toks, cap * sizeof(tok));
+        tok *nt = tp_realloc(p->toks, cap * sizeof(tok));
         if (!nt)
             return oom(p);
         p->toks = nt;
@@ -1750,7 +1750,7 @@ typedef struct {
 } an_ctx;
 
 static an_scope *an_new(an_ctx *c, an_scope *parent, tpl_node *body) {
-    an_scope *s = calloc(1, sizeof *s);
+    an_scope *s = tp_calloc(1, sizeof *s);
     if (!s) {
         c->oom = true;
         return NULL;
@@ -1774,13 +1774,13 @@ static void an_ref(an_ctx *c, an_scope *s, const char *name, size_t n, int kind)
         return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
-        const char **nn = realloc(s->names, cap * sizeof *nn);
+        const char **nn = tp_realloc(s->names, cap * sizeof *nn);
         if (nn)
             s->names = nn;
-        size_t *nl = realloc(s->lens, cap * sizeof *nl);
+        size_t *nl = tp_realloc(s->lens, cap * sizeof *nl);
         if (nl)
             s->lens = nl;
-        uint8_t *nk = realloc(s->kind, cap);
+        uint8_t *nk = tp_realloc(s->kind, cap);
         if (nk)
             s->kind = nk;
         if (!nn || !nl || !nk) {
@@ -1938,10 +1938,10 @@ static bool analyze_scopes(P *p, tpl_node *root) {
     }
     while (c.all) {
         an_scope *nx = c.all->next_all;
-        free(c.all->names);
-        free(c.all->lens);
-        free(c.all->kind);
-        free(c.all);
+        tp_free(c.all->names);
+        tp_free(c.all->lens);
+        tp_free(c.all->kind);
+        tp_free(c.all);
         c.all = nx;
     }
     return ok ? true : oom(p);
@@ -2021,7 +2021,7 @@ tp_status tpl_parse(tp_template *t, const char *src, size_t len, tp_error *err) 
         ok = analyze_scopes(&p, t->root);
     if (ok)
         ok = check_names(&p, t->root, false);
-    free(p.toks);
+    tp_free(p.toks);
     if (!ok) {
         if (!p.failed)
             return tp_fail(err, TP_ERR_TEMPLATE, "template: compile failed");

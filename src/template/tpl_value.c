@@ -31,7 +31,7 @@ static tpl_chunk *chunk_new(tpl_arena *a, size_t cap) {
         a->failed = true;
         return NULL;
     }
-    tpl_chunk *c = malloc(sizeof(tpl_chunk) + cap);
+    tpl_chunk *c = tp_malloc(sizeof(tpl_chunk) + cap);
     if (!c) {
         a->failed = true;
         return NULL;
@@ -107,7 +107,7 @@ void tpl_arena_free(tpl_arena *a) {
     tpl_chunk *c = a->head;
     while (c) {
         tpl_chunk *n = c->next;
-        free(c);
+        tp_free(c);
         c = n;
     }
     a->head = NULL;
@@ -797,7 +797,7 @@ static bool json_rec(tp_buf *b, tv v, int indent, bool sort_keys, int level, con
                 tp_buf_puts(b, "}");
         }
         if (refs != stack_refs)
-            free(refs);
+            tp_free(refs);
         return ok;
     }
     case TV_UNDEF:

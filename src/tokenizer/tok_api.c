@@ -64,7 +64,7 @@ tp_status tp_tokenizer_load(const char *model, tp_tokenizer **out, tp_error *err
     if (st != TP_OK)
         return st;
     st = tp_tok_load(dir, out, err);
-    free(dir);
+    tp_free(dir);
     return st;
 }
 
@@ -79,13 +79,13 @@ size_t tp_tokenizer_vocab_size(const tp_tokenizer *tok) {
 void tp_tokenization_free(tp_tokenization *r) {
     if (!r)
         return;
-    free(r->ids);
-    free(r->offsets);
+    tp_free(r->ids);
+    tp_free(r->offsets);
     if (r->tokens)
         for (size_t i = 0; i < r->n; i++)
-            free(r->tokens[i]);
-    free(r->tokens);
-    free(r->error);
+            tp_free(r->tokens[i]);
+    tp_free(r->tokens);
+    tp_free(r->error);
     memset(r, 0, sizeof *r);
 }
 
@@ -93,9 +93,9 @@ void tp_tokenization_free(tp_tokenization *r) {
 static tp_status to_public(const tp_tokenizer *tok, const tp_encoding *e, tp_tokenization *r) {
     size_t n = e->n;
     r->n = n;
-    r->ids = malloc((n ? n : 1) * sizeof *r->ids);
-    r->offsets = malloc((n ? n : 1) * 2 * sizeof *r->offsets);
-    r->tokens = calloc(n ? n : 1, sizeof *r->tokens);
+    r->ids = tp_malloc((n ? n : 1) * sizeof *r->ids);
+    r->offsets = tp_malloc((n ? n : 1) * 2 * sizeof *r->offsets);
+    r->tokens = tp_calloc(n ? n : 1, sizeof *r->tokens);
     if (!r->ids || !r->offsets || !r->tokens)
         return TP_ERR_OUT_OF_MEMORY;
     memcpy(r->ids, e->ids, n * sizeof *r->ids);
@@ -144,14 +144,14 @@ tp_status tp_tokenizer_encode_batch(const tp_tokenizer *tok, const char *const *
     if (!tok || !texts || !out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_tokenizer_encode_batch: NULL argument");
     memset(out, 0, n * sizeof *out);
-    tp_encoding *enc = calloc(n, sizeof *enc);
+    tp_encoding *enc = tp_calloc(n, sizeof *enc);
     if (!enc)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_pool *pool = NULL;
     if (n_threads != 1 && n > 1) {
         pool = tp_pool_create(n_threads, err);
         if (!pool) {
-            free(enc);
+            tp_free(enc);
             return err ? err->status : TP_ERR_OUT_OF_MEMORY;
         }
     }
@@ -170,7 +170,7 @@ tp_status tp_tokenizer_encode_batch(const tp_tokenizer *tok, const char *const *
     }
     for (size_t i = 0; i < n; i++)
         tp_encoding_free(&enc[i]);
-    free(enc);
+    tp_free(enc);
     if (st)
         for (size_t i = 0; i < n; i++)
             tp_tokenization_free(&out[i]);

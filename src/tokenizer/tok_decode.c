@@ -65,8 +65,8 @@ typedef struct slist {
 
 static void sl_free(slist *l) {
     tp_buf_free(&l->b);
-    free(l->off);
-    free(l->len);
+    tp_free(l->off);
+    tp_free(l->len);
     memset(l, 0, sizeof *l);
 }
 
@@ -79,10 +79,10 @@ static void sl_reset(slist *l) {
 static bool sl_begin(slist *l) {
     if (l->n == l->cap) {
         size_t c = l->cap ? l->cap * 2 : 64;
-        size_t *a = realloc(l->off, c * sizeof *a);
+        size_t *a = tp_realloc(l->off, c * sizeof *a);
         if (a)
             l->off = a;
-        size_t *b = realloc(l->len, c * sizeof *b);
+        size_t *b = tp_realloc(l->len, c * sizeof *b);
         if (b)
             l->len = b;
         if (!a || !b)
@@ -431,14 +431,14 @@ struct tp_tok_stream {
 tp_tok_stream *tp_tok_stream_create(const tp_tokenizer *tok, const tp_tok_decode_params *params) {
     if (!tok)
         return NULL;
-    tp_tok_stream *st = calloc(1, sizeof *st);
+    tp_tok_stream *st = tp_calloc(1, sizeof *st);
     if (!st)
         return NULL;
     st->tok = tok;
     st->skip_special = params ? params->skip_special_tokens : false;
     st->prefix = tp_strdup("");
     if (!st->prefix) {
-        free(st);
+        tp_free(st);
         return NULL;
     }
     return st;
@@ -447,9 +447,9 @@ tp_tok_stream *tp_tok_stream_create(const tp_tokenizer *tok, const tp_tok_decode
 void tp_tok_stream_free(tp_tok_stream *st) {
     if (!st)
         return;
-    free(st->ids);
-    free(st->prefix);
-    free(st);
+    tp_free(st->ids);
+    tp_free(st->prefix);
+    tp_free(st);
 }
 
 static bool ends_incomplete(const char *s, size_t n) {
@@ -464,7 +464,7 @@ tp_status tp_tok_stream_step(tp_tok_stream *st, int32_t id, tp_buf *out, tp_erro
                        (long)id, st->tok->n_ids);
     if (st->n == st->cap) {
         size_t c = st->cap ? st->cap * 2 : 16;
-        int32_t *p = realloc(st->ids, c * sizeof *p);
+        int32_t *p = tp_realloc(st->ids, c * sizeof *p);
         if (!p)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         st->ids = p;
@@ -489,12 +489,12 @@ tp_status tp_tok_stream_step(tp_tok_stream *st, int32_t id, tp_buf *out, tp_erro
         /* slide the window: keep ids from prefix_index on as the new prefix */
         size_t new_read = st->prefix_index;
         st->prefix_index = st->n;
-        free(st->prefix);
+        tp_free(st->prefix);
         st->prefix = NULL;
         rc = decode_impl(st->tok, st->ids + new_read, st->n - new_read, st->skip_special, false,
                          &st->prefix, &st->prefix_len, err);
         st->read_index = new_read;
-        free(s);
+        tp_free(s);
         if (rc)
             return rc;
         /* drop ids before read_index */
@@ -506,7 +506,7 @@ tp_status tp_tok_stream_step(tp_tok_stream *st, int32_t id, tp_buf *out, tp_erro
         }
         return out->oom ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory") : TP_OK;
     }
-    free(s);
+    tp_free(s);
     return TP_OK;
 }
 
@@ -521,9 +521,9 @@ tp_status tp_tok_stream_flush(tp_tok_stream *st, tp_buf *out, tp_error *err) {
         return rc;
     if (len > st->prefix_len)
         tp_buf_append(out, s + st->prefix_len, len - st->prefix_len);
-    free(s);
+    tp_free(s);
     st->n = st->read_index = st->prefix_index = 0;
-    free(st->prefix);
+    tp_free(st->prefix);
     st->prefix = tp_strdup("");
     st->prefix_len = 0;
     return out->oom || !st->prefix ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory") : TP_OK;

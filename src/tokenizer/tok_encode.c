@@ -104,7 +104,7 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     size_t c = *cap ? *cap : 64;
     while (c < need)
         c *= 2;
-    void *q = realloc(*p, c * elem);
+    void *q = tp_realloc(*p, c * elem);
     if (!q)
         return false;
     *p = q;
@@ -118,13 +118,13 @@ static bool tstr_reserve(tstr *t, size_t n) {
     size_t c = t->cap ? t->cap : 256;
     while (c < n)
         c *= 2;
-    char *s = realloc(t->s, c);
+    char *s = tp_realloc(t->s, c);
     if (s)
         t->s = s;
-    uint32_t *a = realloc(t->os, c * sizeof *a);
+    uint32_t *a = tp_realloc(t->os, c * sizeof *a);
     if (a)
         t->os = a;
-    uint32_t *b = realloc(t->oe, c * sizeof *b);
+    uint32_t *b = tp_realloc(t->oe, c * sizeof *b);
     if (b)
         t->oe = b;
     if (!s || !a || !b)
@@ -161,9 +161,9 @@ static bool tstr_copy(tstr *t, const tstr *src, size_t a, size_t b) {
 }
 
 static void tstr_free(tstr *t) {
-    free(t->s);
-    free(t->os);
-    free(t->oe);
+    tp_free(t->s);
+    tp_free(t->os);
+    tp_free(t->oe);
     memset(t, 0, sizeof *t);
 }
 
@@ -176,7 +176,7 @@ static void cache_clear(tp_tok_scratch *S) {
 }
 
 tp_tok_scratch *tp_tok_scratch_create(const tp_tokenizer *tok) {
-    tp_tok_scratch *S = calloc(1, sizeof *S);
+    tp_tok_scratch *S = tp_calloc(1, sizeof *S);
     if (!S)
         return NULL;
     S->tok = tok;
@@ -197,25 +197,25 @@ void tp_tok_scratch_free(tp_tok_scratch *S) {
     tstr_free(&S->norm2);
     tstr_free(&S->cur);
     tstr_free(&S->tmp);
-    free(S->m1);
-    free(S->m2);
-    free(S->sb.g);
-    free(S->sp);
-    free(S->sp2);
-    free(S->out);
-    free(S->sid);
-    free(S->spos);
-    free(S->slen);
-    free(S->sprev);
-    free(S->snext);
-    free(S->srank);
-    free(S->tree);
-    free(S->utf32);
-    free(S->cache);
-    free(S->ckeys);
-    free(S->cvals);
+    tp_free(S->m1);
+    tp_free(S->m2);
+    tp_free(S->sb.g);
+    tp_free(S->sp);
+    tp_free(S->sp2);
+    tp_free(S->out);
+    tp_free(S->sid);
+    tp_free(S->spos);
+    tp_free(S->slen);
+    tp_free(S->sprev);
+    tp_free(S->snext);
+    tp_free(S->srank);
+    tp_free(S->tree);
+    tp_free(S->utf32);
+    tp_free(S->cache);
+    tp_free(S->ckeys);
+    tp_free(S->cvals);
     tp_buf_free(&S->wbuf);
-    free(S);
+    tp_free(S);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -509,7 +509,7 @@ tp_status tok_normalize_plain(const tp_tokenizer *tok, const tok_normalizer *nor
         tp_buf_append(out, a.s, a.n);
     tstr_free(&a);
     tstr_free(&b);
-    free(u);
+    tp_free(u);
     if (md)
         pcre2_match_data_free(md);
     if (st)
@@ -754,7 +754,7 @@ static bool sym_reserve(tp_tok_scratch *S, size_t n) {
         c *= 2;
     uint32_t **arrs[] = {&S->sid, &S->spos, &S->slen, &S->sprev, &S->snext, &S->srank};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
-        uint32_t *p = realloc(*arrs[i], c * sizeof(uint32_t));
+        uint32_t *p = tp_realloc(*arrs[i], c * sizeof(uint32_t));
         if (!p)
             return false;
         *arrs[i] = p;
@@ -977,9 +977,9 @@ static tp_status bpe_word_core(tp_tok_scratch *S, size_t a, size_t b, tp_error *
     uint64_t h = 0;
     cache_slot *slot = NULL;
     if (!S->cache && !S->no_cache) {
-        S->cache = calloc(CACHE_SLOTS, sizeof *S->cache); /* gen 0: all empty */
-        S->ckeys = malloc(CACHE_KEY_POOL);
-        S->cvals = malloc(CACHE_VAL_POOL * sizeof(uint32_t));
+        S->cache = tp_calloc(CACHE_SLOTS, sizeof *S->cache); /* gen 0: all empty */
+        S->ckeys = tp_malloc(CACHE_KEY_POOL);
+        S->cvals = tp_malloc(CACHE_VAL_POOL * sizeof(uint32_t));
         if (!S->cache || !S->ckeys || !S->cvals)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         cache_clear(S);
@@ -1303,8 +1303,8 @@ tp_tok_encode_params tp_tok_encode_default_params(void) {
 void tp_encoding_free(tp_encoding *enc) {
     if (!enc)
         return;
-    free(enc->ids);
-    free(enc->error);
+    tp_free(enc->ids);
+    tp_free(enc->error);
     memset(enc, 0, sizeof *enc);
 }
 
@@ -1516,7 +1516,7 @@ static tp_status encode_impl(const tp_tokenizer *tok, tp_tok_scratch *S, const c
     tp_encoding count = {0};
     post_emit(&tok->post, p->add_special_tokens, A, pair ? &B : NULL, &count, &total);
     size_t bytes = total * (sizeof(int32_t) + 2 * sizeof(uint32_t) + 3) + 16;
-    uint8_t *mem = malloc(bytes);
+    uint8_t *mem = tp_malloc(bytes);
     if (!mem)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     out->ids = (int32_t *)mem;
@@ -1578,7 +1578,7 @@ tp_status tp_tok_encode_ids(const tp_tokenizer *tok, tp_tok_scratch *scratch, co
         tp_encoding_free(&e);
         return st;
     }
-    int32_t *q = realloc(*ids, (*n + e.n + 1) * sizeof *q);
+    int32_t *q = tp_realloc(*ids, (*n + e.n + 1) * sizeof *q);
     if (!q) {
         tp_encoding_free(&e);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
@@ -1624,7 +1624,7 @@ tp_status tp_tok_encode_batch(const tp_tokenizer *tok, tp_pool *pool, const char
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_tok_encode_batch: NULL argument");
     tp_tok_encode_params def = tp_tok_encode_default_params();
     int nt = pool ? tp_pool_size(pool) : 1;
-    tp_tok_scratch **sc = calloc((size_t)nt, sizeof *sc);
+    tp_tok_scratch **sc = tp_calloc((size_t)nt, sizeof *sc);
     if (!sc)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_status st = TP_OK;
@@ -1641,7 +1641,7 @@ tp_status tp_tok_encode_batch(const tp_tokenizer *tok, tp_pool *pool, const char
     }
     for (int i = 0; i < nt; i++)
         tp_tok_scratch_free(sc[i]);
-    free(sc);
+    tp_free(sc);
     if (st)
         return tp_fail(err, st, "out of memory");
     return TP_OK;

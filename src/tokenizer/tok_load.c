@@ -406,7 +406,7 @@ static tp_status model_member(void *ctx, const char *key, js *s, tp_error *err) 
         return st;
     if (strcmp(key, "continuing_subword_prefix") == 0) { /* merges need it */
         const char *cp = jstr(L->model, key);
-        free(L->tok->cont_prefix);
+        tp_free(L->tok->cont_prefix);
         L->tok->cont_prefix = cp && *cp ? tp_strdup(cp) : NULL;
         L->tok->cont_prefix_len = cp && *cp ? strlen(cp) : 0;
         if (cp && *cp && !L->tok->cont_prefix)
@@ -433,7 +433,7 @@ static bool pool_add(tp_tokenizer *tok, const char *s, size_t n, uint32_t *off) 
         size_t cap = tok->pool_cap ? tok->pool_cap * 2 : 1 << 20;
         while (cap < tok->pool_len + n + 1)
             cap *= 2;
-        char *p = realloc(tok->pool, cap);
+        char *p = tp_realloc(tok->pool, cap);
         if (!p)
             return false;
         tok->pool = p;
@@ -501,7 +501,7 @@ static tp_status compile_regex_str(const char *re, tok_pattern *out, tp_error *e
 }
 
 static void pattern_free(tok_pattern *p) {
-    free(p->literal);
+    tp_free(p->literal);
     if (p->re)
         pcre2_code_free(p->re);
     memset(p, 0, sizeof *p);
@@ -541,10 +541,10 @@ static tp_status parse_prepend_scheme(const char *file, const char *where, const
 
 static void normalizer_free(tok_normalizer *n) {
     pattern_free(&n->pat);
-    free(n->content);
+    tp_free(n->content);
     for (size_t i = 0; i < n->n_items; i++)
         normalizer_free(&n->items[i]);
-    free(n->items);
+    tp_free(n->items);
     memset(n, 0, sizeof *n);
 }
 
@@ -593,7 +593,7 @@ static tp_status parse_normalizer(const char *file, const char *where, const cJS
             return tp_fail(err, TP_ERR_FORMAT, "%s: %s.normalizers: expected an array", file,
                            where);
         size_t n = (size_t)cJSON_GetArraySize(arr);
-        out->items = calloc(n ? n : 1, sizeof *out->items);
+        out->items = tp_calloc(n ? n : 1, sizeof *out->items);
         if (!out->items)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->n_items = n;
@@ -622,7 +622,7 @@ static void pretok_free(tok_pretok *p) {
     pattern_free(&p->pat);
     for (size_t i = 0; i < p->n_items; i++)
         pretok_free(&p->items[i]);
-    free(p->items);
+    tp_free(p->items);
     memset(p, 0, sizeof *p);
 }
 
@@ -689,7 +689,7 @@ static tp_status parse_pretok(tp_tokenizer *tok, const char *file, const char *w
             return tp_fail(err, TP_ERR_FORMAT, "%s: %s.pretokenizers: expected an array", file,
                            where);
         size_t n = (size_t)cJSON_GetArraySize(arr);
-        out->items = calloc(n ? n : 1, sizeof *out->items);
+        out->items = tp_calloc(n ? n : 1, sizeof *out->items);
         if (!out->items)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->n_items = n;
@@ -718,14 +718,14 @@ static tp_status parse_pretok(tp_tokenizer *tok, const char *file, const char *w
 
 static void post_free(tok_post *p) {
     for (size_t i = 0; i < p->n_single; i++)
-        free(p->single[i].ids);
+        tp_free(p->single[i].ids);
     for (size_t i = 0; i < p->n_pair; i++)
-        free(p->pair[i].ids);
-    free(p->single);
-    free(p->pair);
+        tp_free(p->pair[i].ids);
+    tp_free(p->single);
+    tp_free(p->pair);
     for (size_t i = 0; i < p->n_items; i++)
         post_free(&p->items[i]);
-    free(p->items);
+    tp_free(p->items);
     memset(p, 0, sizeof *p);
 }
 
@@ -735,7 +735,7 @@ static tp_status parse_template(const tp_tokenizer *tok, const char *file, const
     if (!cJSON_IsArray(arr))
         return tp_fail(err, TP_ERR_FORMAT, "%s: %s: expected an array", file, where);
     size_t n = (size_t)cJSON_GetArraySize(arr);
-    *out = calloc(n ? n : 1, sizeof **out);
+    *out = tp_calloc(n ? n : 1, sizeof **out);
     if (!*out)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     *n_out = n;
@@ -772,7 +772,7 @@ static tp_status parse_template(const tp_tokenizer *tok, const char *file, const
                                "%s: post_processor.special_tokens: '%s' missing or without ids",
                                file, id);
             size_t k = (size_t)cJSON_GetArraySize(ids);
-            p->ids = calloc(k ? k : 1, sizeof *p->ids);
+            p->ids = tp_calloc(k ? k : 1, sizeof *p->ids);
             if (!p->ids)
                 return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
             const cJSON *x;
@@ -836,7 +836,7 @@ static tp_status parse_post(tp_tokenizer *tok, const char *file, const char *whe
         if (!cJSON_IsArray(arr))
             return tp_fail(err, TP_ERR_FORMAT, "%s: %s.processors: expected an array", file, where);
         size_t n = (size_t)cJSON_GetArraySize(arr);
-        out->items = calloc(n ? n : 1, sizeof *out->items);
+        out->items = tp_calloc(n ? n : 1, sizeof *out->items);
         if (!out->items)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->n_items = n;
@@ -882,10 +882,10 @@ static size_t post_count(const tok_post *p, bool pair) {
 
 static void decoder_free(tok_decoder *d) {
     pattern_free(&d->pat);
-    free(d->repl);
+    tp_free(d->repl);
     for (size_t i = 0; i < d->n_items; i++)
         decoder_free(&d->items[i]);
-    free(d->items);
+    tp_free(d->items);
     memset(d, 0, sizeof *d);
 }
 
@@ -939,7 +939,7 @@ static tp_status parse_decoder(const char *file, const char *where, const cJSON 
         if (!cJSON_IsArray(arr))
             return tp_fail(err, TP_ERR_FORMAT, "%s: %s.decoders: expected an array", file, where);
         size_t n = (size_t)cJSON_GetArraySize(arr);
-        out->items = calloc(n ? n : 1, sizeof *out->items);
+        out->items = tp_calloc(n ? n : 1, sizeof *out->items);
         if (!out->items)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->n_items = n;
@@ -971,7 +971,7 @@ static tp_status trie_build(tok_trie *t, const tp_tokenizer *tok, bool normalize
         if (a->normalized == normalized)
             cap += strlen(normalized ? a->norm : a->content);
     }
-    tnode_build *b = malloc(cap * sizeof *b);
+    tnode_build *b = tp_malloc(cap * sizeof *b);
     if (!b)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     size_t nb = 1;
@@ -1000,10 +1000,10 @@ static tp_status trie_build(tok_trie *t, const tp_tokenizer *tok, bool normalize
         if (b[cur].token == TOK_NONE)
             b[cur].token = (uint32_t)i; /* first definition wins */
     }
-    t->nodes = calloc(nb, sizeof *t->nodes);
-    t->edges = malloc((nb > 1 ? nb - 1 : 1) * sizeof *t->edges);
+    t->nodes = tp_calloc(nb, sizeof *t->nodes);
+    t->edges = tp_malloc((nb > 1 ? nb - 1 : 1) * sizeof *t->edges);
     if (!t->nodes || !t->edges) {
-        free(b);
+        tp_free(b);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     }
     t->n_nodes = nb;
@@ -1031,7 +1031,7 @@ static tp_status trie_build(tok_trie *t, const tp_tokenizer *tok, bool normalize
         t->root_child[c] = TOK_NONE;
     for (size_t e = 0; e < t->nodes[0].n_edges; e++)
         t->root_child[t->edges[e].byte] = t->edges[e].child;
-    free(b);
+    tp_free(b);
     return TP_OK;
 }
 
@@ -1042,8 +1042,8 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
     tp_tokenizer *tok = L->tok;
     js s = *sp;
     size_t cap = 1024, n = 0;
-    uint32_t *ids = malloc(cap * sizeof *ids), *offs = malloc(cap * sizeof *offs),
-             *lens = malloc(cap * sizeof *lens);
+    uint32_t *ids = tp_malloc(cap * sizeof *ids), *offs = tp_malloc(cap * sizeof *offs),
+             *lens = tp_malloc(cap * sizeof *lens);
     tp_buf key = {0};
     tp_status st = TP_OK;
     int64_t max_id = -1;
@@ -1072,13 +1072,13 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
             }
             if (n == cap) {
                 cap *= 2;
-                uint32_t *a = realloc(ids, cap * sizeof *a);
+                uint32_t *a = tp_realloc(ids, cap * sizeof *a);
                 if (a)
                     ids = a;
-                uint32_t *b2 = realloc(offs, cap * sizeof *b2);
+                uint32_t *b2 = tp_realloc(offs, cap * sizeof *b2);
                 if (b2)
                     offs = b2;
-                uint32_t *c = realloc(lens, cap * sizeof *c);
+                uint32_t *c = tp_realloc(lens, cap * sizeof *c);
                 if (c)
                     lens = c;
                 if (!a || !b2 || !c) {
@@ -1108,8 +1108,8 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
      * here allocate for max_id + 1 and grow in finish_ids. */
     tok->n_ids = (size_t)(max_id + 1);
     L->vocab_ids = tok->n_ids;
-    tok->model_off = malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
-    tok->model_len = malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
+    tok->model_off = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
+    tok->model_len = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
     if (!tok->model_off || !tok->model_len) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
@@ -1122,7 +1122,7 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
     }
     /* hash */
     tok->vocab.mask = pow2_at_least(n + n / 2 + 1) - 1;
-    tok->vocab.slots = malloc((tok->vocab.mask + 1) * sizeof(tok_strslot));
+    tok->vocab.slots = tp_malloc((tok->vocab.mask + 1) * sizeof(tok_strslot));
     if (!tok->vocab.slots) {
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
@@ -1148,9 +1148,9 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
     }
 done:
     *sp = s;
-    free(ids);
-    free(offs);
-    free(lens);
+    tp_free(ids);
+    tp_free(offs);
+    tp_free(lens);
     tp_buf_free(&key);
     return st;
 }
@@ -1177,7 +1177,7 @@ static tp_status merge_insert(tp_tokenizer *tok, uint32_t a, uint32_t b, uint32_
 static bool merges_grow(tp_tokenizer *tok) {
     tok_mergemap old = tok->merges;
     size_t cap = (old.mask + 1) * 2;
-    tok->merges.slots = malloc(cap * sizeof(tok_merge_slot));
+    tok->merges.slots = tp_malloc(cap * sizeof(tok_merge_slot));
     if (!tok->merges.slots) {
         tok->merges = old;
         return false;
@@ -1188,7 +1188,7 @@ static bool merges_grow(tp_tokenizer *tok) {
         if (old.slots[i].key != UINT64_MAX)
             merge_insert(tok, (uint32_t)(old.slots[i].key >> 32), (uint32_t)old.slots[i].key,
                          old.slots[i].rank, old.slots[i].id);
-    free(old.slots);
+    tp_free(old.slots);
     return true;
 }
 
@@ -1199,9 +1199,9 @@ static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
     tp_status st = TP_OK;
     /* sized from the vocabulary (a BPE has about as many merges as tokens);
      * grown by rehashing if there are more */
-    free(tok->merges.slots);
+    tp_free(tok->merges.slots);
     tok->merges.mask = pow2_at_least(tok->n_ids + tok->n_ids / 2 + 1) - 1;
-    tok->merges.slots = malloc((tok->merges.mask + 1) * sizeof(tok_merge_slot));
+    tok->merges.slots = tp_malloc((tok->merges.mask + 1) * sizeof(tok_merge_slot));
     if (!tok->merges.slots)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     memset(tok->merges.slots, 0xff, (tok->merges.mask + 1) * sizeof(tok_merge_slot));
@@ -1293,7 +1293,7 @@ static const char *token_text(const cJSON *v) {
 static tp_status set_special(tp_tokenizer *tok, tp_tok_special_token *t, const char *text) {
     if (!text)
         return TP_OK;
-    free((char *)t->text);
+    tp_free((char *)t->text);
     t->text = tp_strdup(text);
     if (!t->text)
         return TP_ERR_OUT_OF_MEMORY;
@@ -1307,7 +1307,7 @@ static tp_status set_special(tp_tokenizer *tok, tp_tok_special_token *t, const c
 
 static tp_status add_template(tp_tokenizer *tok, const char *name, const char *src) {
     tp_tok_chat_template *t =
-        realloc(tok->templates, (tok->n_templates + 1) * sizeof *tok->templates);
+        tp_realloc(tok->templates, (tok->n_templates + 1) * sizeof *tok->templates);
     if (!t)
         return TP_ERR_OUT_OF_MEMORY;
     tok->templates = t;
@@ -1338,15 +1338,15 @@ static tp_status load_special_map(tp_tokenizer *tok, const char *dir, tp_error *
         char *data = NULL;
         size_t len = 0;
         if ((st = tp_read_file(path, &data, &len, err))) {
-            free(path);
+            tp_free(path);
             return st;
         }
         cJSON *m = cJSON_ParseWithLength(data, len);
-        free(data);
+        tp_free(data);
         if (!cJSON_IsObject(m)) {
             cJSON_Delete(m);
             st = tp_fail(err, TP_ERR_FORMAT, "%s: malformed JSON (expected an object)", path);
-            free(path);
+            tp_free(path);
             return st;
         }
         for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !st; i++)
@@ -1356,7 +1356,7 @@ static tp_status load_special_map(tp_tokenizer *tok, const char *dir, tp_error *
                 st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         cJSON_Delete(m);
     }
-    free(path);
+    tp_free(path);
     if (!st && !tok->info.unk.text && tok->unk_id != TOK_NONE &&
         set_special(tok, &tok->info.unk, tok->pool + tok->model_off[tok->unk_id]))
         st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
@@ -1430,8 +1430,8 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
         }
     }
     if (tok->n_templates == 0) {
-        free(path);
-        free(data);
+        tp_free(path);
+        tp_free(data);
         data = NULL;
         path = tp_path_join(dir, "chat_template.jinja");
         if (!path) {
@@ -1449,8 +1449,8 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
     }
 done:
     cJSON_Delete(cfg);
-    free(data);
-    free(path);
+    tp_free(data);
+    tp_free(path);
     return st;
 }
 
@@ -1498,7 +1498,7 @@ static tp_status build(loader *L, tp_error *err) {
     /* added tokens: extend n_ids, then the per-id tables */
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(L->root, "added_tokens");
     size_t n_added = cJSON_IsArray(added) ? (size_t)cJSON_GetArraySize(added) : 0;
-    tok->added = calloc(n_added ? n_added : 1, sizeof *tok->added);
+    tok->added = tp_calloc(n_added ? n_added : 1, sizeof *tok->added);
     if (!tok->added)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     size_t i = 0;
@@ -1530,16 +1530,16 @@ static tp_status build(loader *L, tp_error *err) {
         }
     }
     size_t nv = tok->n_ids ? tok->n_ids : 1;
-    uint32_t *mo = realloc(tok->model_off, nv * sizeof *mo);
+    uint32_t *mo = tp_realloc(tok->model_off, nv * sizeof *mo);
     if (mo)
         tok->model_off = mo;
-    uint32_t *ml = realloc(tok->model_len, nv * sizeof *ml);
+    uint32_t *ml = tp_realloc(tok->model_len, nv * sizeof *ml);
     if (ml)
         tok->model_len = ml;
-    tok->tok_off = malloc(nv * sizeof(uint32_t));
-    tok->tok_len = malloc(nv * sizeof(uint32_t));
-    tok->is_special = calloc(nv, 1);
-    tok->is_added = calloc(nv, 1);
+    tok->tok_off = tp_malloc(nv * sizeof(uint32_t));
+    tok->tok_len = tp_malloc(nv * sizeof(uint32_t));
+    tok->is_special = tp_calloc(nv, 1);
+    tok->is_added = tp_calloc(nv, 1);
     if (!mo || !ml || !tok->tok_off || !tok->tok_len || !tok->is_special || !tok->is_added)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tok->info.vocab_size = tok->n_ids;
@@ -1571,10 +1571,10 @@ static tp_status find_cross_merges(tp_tokenizer *tok, tp_error *err) {
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
-            char **x = realloc(tok->cross_a, cap * sizeof *x);
+            char **x = tp_realloc(tok->cross_a, cap * sizeof *x);
             if (x)
                 tok->cross_a = x;
-            char **y = realloc(tok->cross_b, cap * sizeof *y);
+            char **y = tp_realloc(tok->cross_b, cap * sizeof *y);
             if (y)
                 tok->cross_b = y;
             if (!x || !y)
@@ -1590,8 +1590,8 @@ static tp_status find_cross_merges(tp_tokenizer *tok, tp_error *err) {
     return TP_OK;
 off:
     for (size_t i = 0; i < tok->n_cross; i++) {
-        free(tok->cross_a[i]);
-        free(tok->cross_b[i]);
+        tp_free(tok->cross_a[i]);
+        tp_free(tok->cross_b[i]);
     }
     tok->n_cross = 0;
     return TP_OK;
@@ -1708,33 +1708,33 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
 void tp_tok_free(tp_tokenizer *tok) {
     if (!tok)
         return;
-    free(tok->dir);
-    free(tok->pool);
-    free(tok->tok_off);
-    free(tok->tok_len);
-    free(tok->model_off);
-    free(tok->model_len);
-    free(tok->is_special);
-    free(tok->is_added);
-    free(tok->vocab.slots);
-    free(tok->merges.slots);
-    free(tok->cont_prefix);
-    free(tok->eow_suffix);
+    tp_free(tok->dir);
+    tp_free(tok->pool);
+    tp_free(tok->tok_off);
+    tp_free(tok->tok_len);
+    tp_free(tok->model_off);
+    tp_free(tok->model_len);
+    tp_free(tok->is_special);
+    tp_free(tok->is_added);
+    tp_free(tok->vocab.slots);
+    tp_free(tok->merges.slots);
+    tp_free(tok->cont_prefix);
+    tp_free(tok->eow_suffix);
     for (size_t i = 0; i < tok->n_cross; i++) {
-        free(tok->cross_a[i]);
-        free(tok->cross_b[i]);
+        tp_free(tok->cross_a[i]);
+        tp_free(tok->cross_b[i]);
     }
-    free(tok->cross_a);
-    free(tok->cross_b);
+    tp_free(tok->cross_a);
+    tp_free(tok->cross_b);
     for (size_t i = 0; i < tok->n_added; i++) {
-        free(tok->added[i].content);
-        free(tok->added[i].norm);
+        tp_free(tok->added[i].content);
+        tp_free(tok->added[i].norm);
     }
-    free(tok->added);
-    free(tok->trie_raw.nodes);
-    free(tok->trie_raw.edges);
-    free(tok->trie_norm.nodes);
-    free(tok->trie_norm.edges);
+    tp_free(tok->added);
+    tp_free(tok->trie_raw.nodes);
+    tp_free(tok->trie_raw.edges);
+    tp_free(tok->trie_norm.nodes);
+    tp_free(tok->trie_norm.edges);
     normalizer_free(&tok->normalizer);
     pretok_free(&tok->pretok);
     post_free(&tok->post);
@@ -1742,13 +1742,13 @@ void tp_tok_free(tp_tokenizer *tok) {
     tp_tok_special_token *sp[] = {&tok->info.bos, &tok->info.eos,  &tok->info.pad, &tok->info.cls,
                                   &tok->info.sep, &tok->info.mask, &tok->info.unk};
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
-        free((char *)sp[i]->text);
+        tp_free((char *)sp[i]->text);
     for (size_t i = 0; i < tok->n_templates; i++) {
-        free((char *)tok->templates[i].name);
-        free((char *)tok->templates[i].template);
+        tp_free((char *)tok->templates[i].name);
+        tp_free((char *)tok->templates[i].template);
     }
-    free(tok->templates);
-    free(tok);
+    tp_free(tok->templates);
+    tp_free(tok);
 }
 
 tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err) {
@@ -1760,17 +1760,17 @@ tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err) {
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     if (!tp_file_exists(path)) {
         tp_status st = tp_fail(err, TP_ERR_NOT_FOUND, "%s: no such file", path);
-        free(path);
+        tp_free(path);
         return st;
     }
     char *data = NULL;
     size_t len = 0;
     tp_status st = tp_read_file(path, &data, &len, err);
     if (st) {
-        free(path);
+        tp_free(path);
         return st;
     }
-    tp_tokenizer *tok = calloc(1, sizeof *tok);
+    tp_tokenizer *tok = tp_calloc(1, sizeof *tok);
     loader L = {.tok = tok, .file = path};
     L.root = cJSON_CreateObject();
     L.model = cJSON_CreateObject();
@@ -1797,10 +1797,10 @@ tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err) {
     if ((st = load_config(tok, dir, err)) || (st = load_special_map(tok, dir, err)))
         goto done;
 done:
-    free(data);
+    tp_free(data);
     cJSON_Delete(L.root);
     cJSON_Delete(L.model);
-    free(path);
+    tp_free(path);
     if (st) {
         tp_tok_free(tok);
         return st;
