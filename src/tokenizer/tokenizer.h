@@ -36,6 +36,101 @@
 tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err);
 void tp_tok_free(tp_tokenizer *tok);
 
+/* ---- GGUF tokenizer metadata (tokenizer.ggml.*) ----
+ *
+ * A plain description of the tokenizer keys of a GGUF file, with no GGUF
+ * dependency: the GGUF reader fills one from a file (pointing into its mapped
+ * data) and the GGUF writer writes one. Field <-> key:
+ *   model            tokenizer.ggml.model        ("gpt2": byte-level BPE; "llama":
+ *                                                  SentencePiece-style BPE with scores)
+ *   pre              tokenizer.ggml.pre          ("qwen2", "gpt-2", "default", ...)
+ *   tokens           tokenizer.ggml.tokens       (string array, index = id)
+ *   scores           tokenizer.ggml.scores       (f32 array, n_tokens entries)
+ *   token_type       tokenizer.ggml.token_type   (i32 array, n_tokens entries, TP_TOK_GGUF_*)
+ *   merges           tokenizer.ggml.merges       (string array, "left right")
+ *   *_id             tokenizer.ggml.{bos,eos,unknown,padding,seperator,cls,mask}_token_id
+ *   add_bos/add_eos  tokenizer.ggml.add_bos_token / add_eos_token
+ *   add_sep          tokenizer.ggml.add_sep_token
+ *   add_space_prefix tokenizer.ggml.add_space_prefix
+ *   chat_template    tokenizer.chat_template
+ *   named templates  tokenizer.chat_template.<name> (names from tokenizer.chat_templates)
+ * Strings are length-delimited (GGUF strings are not NUL-terminated; they may
+ * contain NUL bytes). An absent string has s == NULL. scores and token_type
+ * point at little-endian values of any alignment (GGUF metadata arrays are not
+ * aligned): the builder reads them with memcpy. Absent arrays: NULL / 0. Absent
+ * ids and flags: -1. Nothing in the struct is owned by it unless it came from
+ * tp_tok_gguf_export (then tp_tok_gguf_desc_free frees it). */
+
+typedef struct tp_tok_gguf_str {
+    const char *s; /* NULL = absent; not NUL-terminated in general */
+    size_t len;
+} tp_tok_gguf_str;
+
+enum {
+    TP_TOK_GGUF_NORMAL = 1,
+    TP_TOK_GGUF_UNKNOWN = 2,
+    TP_TOK_GGUF_CONTROL = 3,
+    TP_TOK_GGUF_USER_DEFINED = 4,
+    TP_TOK_GGUF_UNUSED = 5,
+    TP_TOK_GGUF_BYTE = 6,
+};
+
+typedef struct tp_tok_gguf_desc {
+    const char *source; /* for error messages (e.g. the .gguf path); may be NULL */
+    tp_tok_gguf_str model, pre;
+    const tp_tok_gguf_str *tokens; /* (n_tokens) */
+    size_t n_tokens;
+    const void *scores;            /* (n_scores) little-endian f32, any alignment; NULL = absent */
+    size_t n_scores;               /* 0 or n_tokens */
+    const void *token_type;        /* (n_token_type) little-endian int32, any alignment */
+    size_t n_token_type;           /* 0 or n_tokens */
+    const tp_tok_gguf_str *merges; /* (n_merges) "left right"; NULL = absent */
+    size_t n_merges;
+    int64_t bos_id, eos_id, unk_id, pad_id, sep_id, cls_id, mask_id; /* -1 = absent */
+    int add_bos, add_eos, add_sep, add_space_prefix;                 /* -1 = absent, 0, 1 */
+    tp_tok_gguf_str chat_template;          /* default template; s NULL = absent */
+    const tp_tok_gguf_str *template_names;  /* (n_named_templates) */
+    const tp_tok_gguf_str *named_templates; /* (n_named_templates) */
+    size_t n_named_templates;
+} tp_tok_gguf_desc;
+
+/* A description with nothing set: every id and flag -1, every pointer NULL. */
+tp_tok_gguf_desc tp_tok_gguf_desc_empty(void);
+
+/* Builds a tokenizer from a description (GGUF metadata, used when a model comes
+ * without tokenizer.json). The result is the same internal tokenizer that
+ * tp_tok_load builds from the model's tokenizer.json, and encodes/decodes the
+ * same; the description is only read during the call (nothing is kept).
+ * Errors: TP_ERR_UNSUPPORTED for a model or pre value tpipe does not implement
+ * (names key and value: "x.gguf: tokenizer.ggml.pre 'falcon' is not supported");
+ * TP_ERR_FORMAT for a malformed description (missing tokens, array lengths that
+ * differ, a bad token type, a duplicate token, a merge naming an unknown token,
+ * an id out of range: names the key and index); TP_ERR_OUT_OF_MEMORY. */
+tp_status tp_tok_load_gguf_desc(const tp_tok_gguf_desc *d, tp_tokenizer **out, tp_error *err);
+
+typedef struct tp_tok_gguf_export_params {
+    size_t vocab_size; /* pad tokens to this many ids with "[PAD<id>]" UNUSED entries, as
+                          convert_hf_to_gguf.py does with config.json vocab_size; 0 = the
+                          tokenizer's own size; smaller than the tokenizer is an error */
+} tp_tok_gguf_export_params;
+
+tp_tok_gguf_export_params tp_tok_gguf_export_default_params(void);
+
+/* The description of the tokenizer in dir (tokenizer.json + tokenizer_config.json,
+ * as tp_tok_load reads them), as llama.cpp's convert_hf_to_gguf.py writes it:
+ * Qwen3 -> gpt2/qwen2, ModernBERT -> gpt2, Gemma 3 -> llama (with merges and
+ * scores; see docs/tokenizer.md "From GGUF metadata"). *out and everything it
+ * points to is owned by the caller: free it with tp_tok_gguf_desc_free (only
+ * descriptions made here). params NULL = defaults. Errors: those of tp_tok_load,
+ * TP_ERR_UNSUPPORTED when the tokenizer has no GGUF equivalent (names the
+ * component), TP_ERR_INVALID_ARGUMENT for a vocab_size below the tokenizer's. */
+tp_status tp_tok_gguf_export(const char *dir, const tp_tok_gguf_export_params *params,
+                             tp_tok_gguf_desc **out, tp_error *err);
+/* The same from a loaded tokenizer (tok is only read). */
+tp_status tp_tok_gguf_export_tok(const tp_tokenizer *tok, const tp_tok_gguf_export_params *params,
+                                 tp_tok_gguf_desc **out, tp_error *err);
+void tp_tok_gguf_desc_free(tp_tok_gguf_desc *d);
+
 /* ---- special tokens and settings ----
  * From tokenizer_config.json; tokens it does not set come from
  * special_tokens_map.json, and unk from tokenizer.json's model.unk_token. */
