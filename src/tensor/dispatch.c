@@ -9,6 +9,7 @@
  * why the results are the same for every thread count and batch composition.
  */
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -271,9 +272,25 @@ void tp_embed(const void *table, tp_dtype dtype, const int32_t *ids, size_t n, s
               float scale, float *out) {
     if (n == 0 || dim == 0)
         return;
-    TP_ASSERT(dtype == TP_DTYPE_F32 || dtype == TP_DTYPE_BF16 || dtype == TP_DTYPE_F16);
     for (size_t r = 0; r < n; r++)
         TP_ASSERT(ids[r] >= 0);
+    if (tp_dtype_is_quant(dtype)) {
+        /* quantized tables: the looked-up rows through the reference dequantizer
+         * (same bits on every ISA); dim is a whole number of blocks */
+        size_t row_bytes = 0;
+        bool ok = tp_dtype_row_bytes(dtype, dim, &row_bytes);
+        TP_ASSERT(ok);
+        (void)ok;
+        for (size_t r = 0; r < n; r++) {
+            float *o = out + r * dim;
+            tp_dequantize_row(dtype, (const uint8_t *)table + (size_t)ids[r] * row_bytes, o, dim);
+            if (scale != 1.0f)
+                for (size_t i = 0; i < dim; i++)
+                    o[i] = o[i] * scale;
+        }
+        return;
+    }
+    TP_ASSERT(dtype == TP_DTYPE_F32 || dtype == TP_DTYPE_BF16 || dtype == TP_DTYPE_F16);
     tp_kernels_current()->embed(table, dtype, ids, n, dim, scale, out);
 }
 

@@ -77,7 +77,9 @@ void tp_silu(const float *x, float *out, size_t n);
 typedef enum tp_act { TP_ACT_GELU_ERF, TP_ACT_GELU_TANH, TP_ACT_SILU } tp_act;
 void tp_glu(const float *x, float *out, size_t rows, size_t d, tp_act act);
 
-/* out[r] = table[ids[r]] * scale (table (vocab, dim) in dtype) */
+/* out[r] = table[ids[r]] * scale (table (vocab, dim) in dtype: F32, BF16, F16,
+ * or Q8_0/Q4_K/Q6_K with dim a multiple of the block, rows of
+ * tp_dtype_row_bytes(dtype, dim) bytes, decoded by tp_dequantize_row) */
 void tp_embed(const void *table, tp_dtype dtype, const int32_t *ids, size_t n, size_t dim,
               float scale, float *out);
 
