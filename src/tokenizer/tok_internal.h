@@ -286,4 +286,34 @@ tp_status tok_normalize_plain(const tp_tokenizer *tok, const tok_normalizer *nor
  * U+FFFD (Rust's String::from_utf8_lossy). */
 void tok_append_lossy(tp_buf *out, const char *s, size_t n);
 
+/* ---- construction steps shared by tok_load.c (tokenizer.json) and tok_gguf.c
+ * (GGUF metadata): both build the same structures through these ---- */
+struct cJSON;
+
+/* Appends s[0..n) + NUL to the string pool; false when out of memory. */
+bool tok_pool_add(tp_tokenizer *tok, const char *s, size_t n, uint32_t *off);
+/* The model vocabulary from n strings already in the pool: entry i is
+ * (offs[i], lens[i]) with id ids[i]; n_ids becomes max id + 1. A repeated
+ * string keeps its first id; dup/dup_of (may be NULL) get the ids of the first
+ * repeat and of the entry it repeats (TOK_NONE when none). */
+tp_status tok_vocab_install(tp_tokenizer *tok, const uint32_t *ids, const uint32_t *offs,
+                            const uint32_t *lens, size_t n, uint32_t *dup, uint32_t *dup_of,
+                            tp_error *err);
+/* An empty merge table sized for the vocabulary. */
+tp_status tok_merges_init(tp_tokenizer *tok, tp_error *err);
+/* Adds merge (a, b) with rank (ranks must be added in increasing order; a
+ * repeated pair keeps its first rank). 0 = added; 1, 2, 3 = a, b or the merged
+ * string (left in cat) is not in the vocabulary; -1 = out of memory. */
+int tok_merge_add(tp_tokenizer *tok, const char *a, size_t al, const char *b, size_t bl,
+                  uint32_t rank, tp_buf *cat);
+/* Everything after the vocabulary and merges, from tokenizer.json-shaped cJSON
+ * objects: model {unk_token, fuse_unk, byte_fallback, ignore_merges,
+ * end_of_word_suffix, dropout} and root {added_tokens, normalizer,
+ * pre_tokenizer, post_processor, decoder}. vocab_ids = n_ids after the
+ * vocabulary. Error messages name file. */
+tp_status tok_assemble(tp_tokenizer *tok, const char *file, const struct cJSON *root,
+                       const struct cJSON *model, size_t vocab_ids, tp_error *err);
+/* Adds a chat template (copies); TP_ERR_OUT_OF_MEMORY only. */
+tp_status tok_add_template(tp_tokenizer *tok, const char *name, const char *src);
+
 #endif /* TP_TOK_INTERNAL_H */

@@ -353,7 +353,8 @@ typedef struct loader {
     size_t vocab_ids;        /* max vocabulary id + 1 (before added tokens) */
 } loader;
 
-static tp_status finish(loader *L, size_t vocab_ids, tp_error *err);
+static tp_status finish(tp_tokenizer *tok, const char *file, const cJSON *root, const cJSON *model,
+                        size_t vocab_ids, tp_error *err);
 static tp_status parse_vocab(loader *L, js *s, tp_error *err);
 static tp_status parse_merges(loader *L, js *s, tp_error *err);
 
@@ -426,7 +427,7 @@ static tp_status top_member(void *ctx, const char *key, js *s, tp_error *err) {
 
 /* ---- pool ---- */
 
-static bool pool_add(tp_tokenizer *tok, const char *s, size_t n, uint32_t *off) {
+bool tok_pool_add(tp_tokenizer *tok, const char *s, size_t n, uint32_t *off) {
     if (tok->pool_len + n + 1 > UINT32_MAX)
         return false;
     if (tok->pool_len + n + 1 > tok->pool_cap) {
@@ -1038,6 +1039,69 @@ static tp_status trie_build(tok_trie *t, const tp_tokenizer *tok, bool normalize
 /* ------------------------------------------------------------------------ */
 /* vocab and merges                                                          */
 
+/* The model vocabulary from n strings already in the pool: entry i is
+ * (offs[i], lens[i]) with id ids[i]; n_ids becomes max id + 1 (ids without an
+ * entry are unused). A string given twice keeps its first id (as the JSON
+ * object's first key would); dup/dup_of (may be NULL) get the later and the
+ * earlier id of the first such repeat, TOK_NONE when there is none. */
+tp_status tok_vocab_install(tp_tokenizer *tok, const uint32_t *ids, const uint32_t *offs,
+                            const uint32_t *lens, size_t n, uint32_t *dup, uint32_t *dup_of,
+                            tp_error *err) {
+    size_t max_id = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] + (size_t)1 > max_id)
+            max_id = ids[i] + (size_t)1;
+    if (dup)
+        *dup = TOK_NONE;
+    if (dup_of)
+        *dup_of = TOK_NONE;
+    tp_free(tok->model_off);
+    tp_free(tok->model_len);
+    tp_free(tok->vocab.slots);
+    tok->vocab.slots = NULL;
+    tok->n_ids = max_id;
+    tok->model_off = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
+    tok->model_len = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
+    if (!tok->model_off || !tok->model_len)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    for (size_t i = 0; i < tok->n_ids; i++)
+        tok->model_len[i] = TOK_NONE;
+    for (size_t i = 0; i < n; i++) {
+        tok->model_off[ids[i]] = offs[i];
+        tok->model_len[ids[i]] = lens[i];
+    }
+    /* hash */
+    tok->vocab.mask = pow2_at_least(n + n / 2 + 1) - 1;
+    tok->vocab.slots = tp_malloc((tok->vocab.mask + 1) * sizeof(tok_strslot));
+    if (!tok->vocab.slots)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    memset(tok->vocab.slots, 0xff, (tok->vocab.mask + 1) * sizeof(tok_strslot));
+    for (size_t id = 0; id < tok->n_ids; id++) {
+        if (tok->model_len[id] == TOK_NONE)
+            continue;
+        const char *str = tok->pool + tok->model_off[id];
+        size_t len = tok->model_len[id];
+        uint64_t h = tok_hash_bytes(str, len);
+        size_t i = (size_t)h & tok->vocab.mask;
+        bool is_dup = false;
+        for (; tok->vocab.slots[i].id != TOK_NONE; i = (i + 1) & tok->vocab.mask) {
+            const tok_strslot *sl = &tok->vocab.slots[i];
+            if (sl->tag == (uint32_t)(h >> 32) && sl->len == len &&
+                memcmp(tok->pool + sl->off, str, len) == 0) {
+                is_dup = true; /* duplicate string: first id wins */
+                if (dup && *dup == TOK_NONE) {
+                    *dup = (uint32_t)id;
+                    *dup_of = sl->id;
+                }
+            }
+        }
+        if (!is_dup)
+            tok->vocab.slots[i] =
+                (tok_strslot){(uint32_t)id, (uint32_t)(h >> 32), tok->model_off[id], (uint32_t)len};
+    }
+    return TP_OK;
+}
+
 static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
     tp_tokenizer *tok = L->tok;
     js s = *sp;
@@ -1086,7 +1150,7 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
                     goto done;
                 }
             }
-            if (!pool_add(tok, key.data ? key.data : "", key.len, &offs[n])) {
+            if (!tok_pool_add(tok, key.data ? key.data : "", key.len, &offs[n])) {
                 st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
                 goto done;
             }
@@ -1104,48 +1168,10 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
             goto done;
         }
     }
-    /* ids may exceed the vocab (added tokens): n_ids is fixed by the caller later;
-     * here allocate for max_id + 1 and grow in finish_ids. */
-    tok->n_ids = (size_t)(max_id + 1);
+    /* ids may exceed the vocab (added tokens): n_ids grows in tok_assemble */
+    (void)max_id;
+    st = tok_vocab_install(tok, ids, offs, lens, n, NULL, NULL, err);
     L->vocab_ids = tok->n_ids;
-    tok->model_off = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
-    tok->model_len = tp_malloc((tok->n_ids ? tok->n_ids : 1) * sizeof(uint32_t));
-    if (!tok->model_off || !tok->model_len) {
-        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < tok->n_ids; i++)
-        tok->model_len[i] = TOK_NONE;
-    for (size_t i = 0; i < n; i++) {
-        tok->model_off[ids[i]] = offs[i];
-        tok->model_len[ids[i]] = lens[i];
-    }
-    /* hash */
-    tok->vocab.mask = pow2_at_least(n + n / 2 + 1) - 1;
-    tok->vocab.slots = tp_malloc((tok->vocab.mask + 1) * sizeof(tok_strslot));
-    if (!tok->vocab.slots) {
-        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-        goto done;
-    }
-    memset(tok->vocab.slots, 0xff, (tok->vocab.mask + 1) * sizeof(tok_strslot));
-    for (size_t id = 0; id < tok->n_ids; id++) {
-        if (tok->model_len[id] == TOK_NONE)
-            continue;
-        const char *str = tok->pool + tok->model_off[id];
-        size_t len = tok->model_len[id];
-        uint64_t h = tok_hash_bytes(str, len);
-        size_t i = (size_t)h & tok->vocab.mask;
-        bool dup = false;
-        for (; tok->vocab.slots[i].id != TOK_NONE; i = (i + 1) & tok->vocab.mask) {
-            const tok_strslot *sl = &tok->vocab.slots[i];
-            if (sl->tag == (uint32_t)(h >> 32) && sl->len == len &&
-                memcmp(tok->pool + sl->off, str, len) == 0)
-                dup = true; /* duplicate string: first id wins */
-        }
-        if (!dup)
-            tok->vocab.slots[i] =
-                (tok_strslot){(uint32_t)id, (uint32_t)(h >> 32), tok->model_off[id], (uint32_t)len};
-    }
 done:
     *sp = s;
     tp_free(ids);
@@ -1192,19 +1218,52 @@ static bool merges_grow(tp_tokenizer *tok) {
     return true;
 }
 
-static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
-    tp_tokenizer *tok = L->tok;
-    js s = *scan;
-    tp_buf a = {0}, b = {0}, cat = {0};
-    tp_status st = TP_OK;
+tp_status tok_merges_init(tp_tokenizer *tok, tp_error *err) {
     /* sized from the vocabulary (a BPE has about as many merges as tokens);
      * grown by rehashing if there are more */
     tp_free(tok->merges.slots);
+    tok->n_merges = 0;
     tok->merges.mask = pow2_at_least(tok->n_ids + tok->n_ids / 2 + 1) - 1;
     tok->merges.slots = tp_malloc((tok->merges.mask + 1) * sizeof(tok_merge_slot));
     if (!tok->merges.slots)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     memset(tok->merges.slots, 0xff, (tok->merges.mask + 1) * sizeof(tok_merge_slot));
+    return TP_OK;
+}
+
+int tok_merge_add(tp_tokenizer *tok, const char *as, size_t al, const char *bs, size_t bl,
+                  uint32_t rank, tp_buf *cat) {
+    int32_t ia = tok_vocab_find(tok, as, al), ib = tok_vocab_find(tok, bs, bl);
+    if (ia < 0)
+        return 1;
+    if (ib < 0)
+        return 2;
+    cat->len = 0;
+    tp_buf_append(cat, as, al);
+    size_t skip = 0;
+    if (tok->cont_prefix && bl >= tok->cont_prefix_len &&
+        memcmp(bs, tok->cont_prefix, tok->cont_prefix_len) == 0)
+        skip = tok->cont_prefix_len;
+    tp_buf_append(cat, bs + skip, bl - skip);
+    if (cat->oom)
+        return -1;
+    int32_t ic = tok_vocab_find(tok, cat->data ? cat->data : "", cat->len);
+    if (ic < 0)
+        return 3;
+    if (((size_t)rank + 1) * 5 > (tok->merges.mask + 1) * 3 && !merges_grow(tok))
+        return -1;
+    merge_insert(tok, (uint32_t)ia, (uint32_t)ib, rank, (uint32_t)ic);
+    tok->n_merges = (size_t)rank + 1;
+    return 0;
+}
+
+static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
+    tp_tokenizer *tok = L->tok;
+    js s = *scan;
+    tp_buf a = {0}, b = {0}, cat = {0};
+    tp_status st;
+    if ((st = tok_merges_init(tok, err)))
+        return st;
     if (!js_expect(&s, '['))
         return tp_fail(err, TP_ERR_FORMAT, "%s: model.merges: expected an array", L->file);
     size_t rank = 0;
@@ -1236,31 +1295,22 @@ static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
             goto done;
         }
         const char *as = a.data ? a.data : "", *bs = b.data ? b.data : "";
-        int32_t ia = tok_vocab_find(tok, as, a.len), ib = tok_vocab_find(tok, bs, b.len);
-        cat.len = 0;
-        tp_buf_append(&cat, as, a.len);
-        size_t skip = 0;
-        if (tok->cont_prefix && b.len >= tok->cont_prefix_len &&
-            memcmp(bs, tok->cont_prefix, tok->cont_prefix_len) == 0)
-            skip = tok->cont_prefix_len;
-        tp_buf_append(&cat, bs + skip, b.len - skip);
-        int32_t ic = cat.oom ? -1 : tok_vocab_find(tok, cat.data ? cat.data : "", cat.len);
-        if (ia < 0 || ib < 0 || ic < 0) {
-            st = tp_fail(err, TP_ERR_FORMAT,
-                         "%s: model.merges[%zu]: token '%.*s' not in the vocabulary", L->file, rank,
-                         (int)(ia < 0   ? a.len
-                               : ib < 0 ? b.len
-                                        : cat.len),
-                         ia < 0   ? as
-                         : ib < 0 ? bs
-                                  : (cat.data ? cat.data : ""));
-            goto done;
-        }
-        if ((rank + 1) * 5 > (tok->merges.mask + 1) * 3 && !merges_grow(tok)) {
+        int r = tok_merge_add(tok, as, a.len, bs, b.len, (uint32_t)rank, &cat);
+        if (r < 0) {
             st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
             goto done;
         }
-        merge_insert(tok, (uint32_t)ia, (uint32_t)ib, (uint32_t)rank, (uint32_t)ic);
+        if (r > 0) {
+            st = tp_fail(err, TP_ERR_FORMAT,
+                         "%s: model.merges[%zu]: token '%.*s' not in the vocabulary", L->file, rank,
+                         (int)(r == 1   ? a.len
+                               : r == 2 ? b.len
+                                        : cat.len),
+                         r == 1   ? as
+                         : r == 2 ? bs
+                                  : (cat.data ? cat.data : ""));
+            goto done;
+        }
         rank++;
         if (js_expect(&s, ','))
             continue;
@@ -1305,7 +1355,7 @@ static tp_status set_special(tp_tokenizer *tok, tp_tok_special_token *t, const c
     return TP_OK;
 }
 
-static tp_status add_template(tp_tokenizer *tok, const char *name, const char *src) {
+tp_status tok_add_template(tp_tokenizer *tok, const char *name, const char *src) {
     tp_tok_chat_template *t =
         tp_realloc(tok->templates, (tok->n_templates + 1) * sizeof *tok->templates);
     if (!t)
@@ -1402,7 +1452,7 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
             tok->info.model_max_length = (int64_t)ml->valuedouble;
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
         if (cJSON_IsString(ct)) {
-            if (add_template(tok, "default", ct->valuestring)) {
+            if (tok_add_template(tok, "default", ct->valuestring)) {
                 st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
                 goto done;
             }
@@ -1417,7 +1467,7 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
                                  i);
                     goto done;
                 }
-                if (add_template(tok, nm, src)) {
+                if (tok_add_template(tok, nm, src)) {
                     st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
                     goto done;
                 }
@@ -1441,7 +1491,7 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
         if (tp_file_exists(path)) {
             if ((st = tp_read_file(path, &data, &len, err)))
                 goto done;
-            if (add_template(tok, "default", data)) {
+            if (tok_add_template(tok, "default", data)) {
                 st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
                 goto done;
             }
@@ -1474,18 +1524,6 @@ static tp_status build(loader *L, tp_error *err) {
     if (!type && !L->have_merges)
         return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model without type/merges is not supported",
                        file);
-    const char *ew = jstr(L->model, "end_of_word_suffix");
-    if (ew && *ew) {
-        tok->eow_suffix = tp_strdup(ew);
-        tok->eow_suffix_len = strlen(ew);
-    }
-    tok->fuse_unk = jbool(L->model, "fuse_unk", false);
-    tok->byte_fallback = jbool(L->model, "byte_fallback", false);
-    tok->ignore_merges = jbool(L->model, "ignore_merges", false);
-    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(L->model, "dropout");
-    if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0.0)
-        return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model.dropout: BPE dropout is not supported",
-                       file);
     /* vocab was parsed in place; merges too unless they came first or the
      * continuing_subword_prefix (used to name merge results) came after them */
     if (L->have_merges &&
@@ -1495,55 +1533,7 @@ static tp_status build(loader *L, tp_error *err) {
             return st;
     }
 
-    /* added tokens: extend n_ids, then the per-id tables */
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(L->root, "added_tokens");
-    size_t n_added = cJSON_IsArray(added) ? (size_t)cJSON_GetArraySize(added) : 0;
-    tok->added = tp_calloc(n_added ? n_added : 1, sizeof *tok->added);
-    if (!tok->added)
-        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-    size_t i = 0;
-    const cJSON *it;
-    if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added))
-        return tp_fail(err, TP_ERR_FORMAT, "%s: added_tokens: expected an array", file);
-    if (n_added) {
-        cJSON_ArrayForEach(it, added) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-            const char *content = jstr(it, "content");
-            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= TOK_MAX_IDS ||
-                !content)
-                return tp_fail(err, TP_ERR_FORMAT,
-                               "%s: added_tokens[%zu]: expected {\"id\", \"content\", ...}", file,
-                               i);
-            tok_added *a = &tok->added[i++];
-            a->id = (uint32_t)id->valuedouble;
-            a->content = tp_strdup(content);
-            if (!a->content)
-                return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-            a->single_word = jbool(it, "single_word", false);
-            a->lstrip = jbool(it, "lstrip", false);
-            a->rstrip = jbool(it, "rstrip", false);
-            a->normalized = jbool(it, "normalized", true);
-            a->special = jbool(it, "special", false);
-            if (a->id + 1 > tok->n_ids)
-                tok->n_ids = a->id + 1;
-            tok->n_added = i;
-        }
-    }
-    size_t nv = tok->n_ids ? tok->n_ids : 1;
-    uint32_t *mo = tp_realloc(tok->model_off, nv * sizeof *mo);
-    if (mo)
-        tok->model_off = mo;
-    uint32_t *ml = tp_realloc(tok->model_len, nv * sizeof *ml);
-    if (ml)
-        tok->model_len = ml;
-    tok->tok_off = tp_malloc(nv * sizeof(uint32_t));
-    tok->tok_len = tp_malloc(nv * sizeof(uint32_t));
-    tok->is_special = tp_calloc(nv, 1);
-    tok->is_added = tp_calloc(nv, 1);
-    if (!mo || !ml || !tok->tok_off || !tok->tok_len || !tok->is_special || !tok->is_added)
-        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-    tok->info.vocab_size = tok->n_ids;
-    return finish(L, L->vocab_ids, err);
+    return tok_assemble(tok, file, L->root, L->model, L->vocab_ids, err);
 }
 
 /* Merges (A, B) with A not ending in "▁" and B starting with it: the only
@@ -1597,9 +1587,8 @@ off:
     return TP_OK;
 }
 
-static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
-    tp_tokenizer *tok = L->tok;
-    const char *file = L->file;
+static tp_status finish(tp_tokenizer *tok, const char *file, const cJSON *root, const cJSON *model,
+                        size_t vocab_ids, tp_error *err) {
     tp_status st;
     char where[64];
     for (size_t id = vocab_ids; id < tok->n_ids; id++) {
@@ -1613,7 +1602,7 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
     for (size_t i = 0; i < tok->n_added; i++) {
         tok_added *a = &tok->added[i];
         uint32_t off;
-        if (!pool_add(tok, a->content, strlen(a->content), &off))
+        if (!tok_pool_add(tok, a->content, strlen(a->content), &off))
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         tok->tok_off[a->id] = off;
         tok->tok_len[a->id] = (uint32_t)strlen(a->content);
@@ -1622,7 +1611,7 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
     }
 
     /* unk */
-    const char *unk = jstr(L->model, "unk_token");
+    const char *unk = jstr(model, "unk_token");
     tok->unk_id = TOK_NONE;
     if (unk) {
         int32_t u = tok_vocab_find(tok, unk, strlen(unk));
@@ -1634,24 +1623,24 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
 
     /* components */
     const cJSON *o;
-    o = cJSON_GetObjectItemCaseSensitive(L->root, "normalizer");
+    o = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     if (o && !cJSON_IsNull(o)) {
         tok->has_normalizer = true;
         if ((st = parse_normalizer(file, "normalizer", o, &tok->normalizer, err)))
             return st;
     }
-    o = cJSON_GetObjectItemCaseSensitive(L->root, "pre_tokenizer");
+    o = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     if (o && !cJSON_IsNull(o)) {
         tok->has_pretok = true;
         if ((st = parse_pretok(tok, file, "pre_tokenizer", o, &tok->pretok, err)))
             return st;
     }
-    o = cJSON_GetObjectItemCaseSensitive(L->root, "post_processor");
+    o = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
     if (o && !cJSON_IsNull(o)) {
         if ((st = parse_post(tok, file, "post_processor", o, &tok->post, err)))
             return st;
     }
-    o = cJSON_GetObjectItemCaseSensitive(L->root, "decoder");
+    o = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (o && !cJSON_IsNull(o)) {
         tok->has_decoder = true;
         if ((st = parse_decoder(file, "decoder", o, &tok->decoder, err)))
@@ -1703,6 +1692,75 @@ static tp_status finish(loader *L, size_t vocab_ids, tp_error *err) {
         (st = trie_build(&tok->trie_norm, tok, true, err)))
         return st;
     return TP_OK;
+}
+
+/* Everything after the vocabulary and merges, from tokenizer.json-shaped
+ * objects: model (unk_token, fuse_unk, byte_fallback, ignore_merges,
+ * end_of_word_suffix, dropout) and root (added_tokens, normalizer,
+ * pre_tokenizer, post_processor, decoder). Shared with tok_gguf.c. */
+tp_status tok_assemble(tp_tokenizer *tok, const char *file, const cJSON *root, const cJSON *model,
+                       size_t vocab_ids, tp_error *err) {
+    const char *ew = jstr(model, "end_of_word_suffix");
+    if (ew && *ew) {
+        tok->eow_suffix = tp_strdup(ew);
+        tok->eow_suffix_len = strlen(ew);
+    }
+    tok->fuse_unk = jbool(model, "fuse_unk", false);
+    tok->byte_fallback = jbool(model, "byte_fallback", false);
+    tok->ignore_merges = jbool(model, "ignore_merges", false);
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0.0)
+        return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model.dropout: BPE dropout is not supported",
+                       file);
+    /* added tokens: extend n_ids, then the per-id tables */
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    size_t n_added = cJSON_IsArray(added) ? (size_t)cJSON_GetArraySize(added) : 0;
+    tok->added = tp_calloc(n_added ? n_added : 1, sizeof *tok->added);
+    if (!tok->added)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t i = 0;
+    const cJSON *it;
+    if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added))
+        return tp_fail(err, TP_ERR_FORMAT, "%s: added_tokens: expected an array", file);
+    if (n_added) {
+        cJSON_ArrayForEach(it, added) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            const char *content = jstr(it, "content");
+            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= TOK_MAX_IDS ||
+                !content)
+                return tp_fail(err, TP_ERR_FORMAT,
+                               "%s: added_tokens[%zu]: expected {\"id\", \"content\", ...}", file,
+                               i);
+            tok_added *a = &tok->added[i++];
+            a->id = (uint32_t)id->valuedouble;
+            a->content = tp_strdup(content);
+            if (!a->content)
+                return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+            a->single_word = jbool(it, "single_word", false);
+            a->lstrip = jbool(it, "lstrip", false);
+            a->rstrip = jbool(it, "rstrip", false);
+            a->normalized = jbool(it, "normalized", true);
+            a->special = jbool(it, "special", false);
+            if (a->id + 1 > tok->n_ids)
+                tok->n_ids = a->id + 1;
+            tok->n_added = i;
+        }
+    }
+    size_t nv = tok->n_ids ? tok->n_ids : 1;
+    uint32_t *mo = tp_realloc(tok->model_off, nv * sizeof *mo);
+    if (mo)
+        tok->model_off = mo;
+    uint32_t *ml = tp_realloc(tok->model_len, nv * sizeof *ml);
+    if (ml)
+        tok->model_len = ml;
+    tok->tok_off = tp_malloc(nv * sizeof(uint32_t));
+    tok->tok_len = tp_malloc(nv * sizeof(uint32_t));
+    tok->is_special = tp_calloc(nv, 1);
+    tok->is_added = tp_calloc(nv, 1);
+    if (!mo || !ml || !tok->tok_off || !tok->tok_len || !tok->is_special || !tok->is_added)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    tok->info.vocab_size = tok->n_ids;
+    return finish(tok, file, root, model, vocab_ids, err);
 }
 
 void tp_tok_free(tp_tokenizer *tok) {
