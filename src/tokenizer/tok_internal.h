@@ -118,6 +118,7 @@ typedef struct tok_pattern {
     char *literal; /* String pattern */
     size_t literal_len;
     pcre2_code *re; /* Regex pattern (JIT compiled when possible) */
+    char *regex;    /* Regex pattern: its source (the GGUF exporter names it) */
 } tok_pattern;
 
 typedef struct tok_normalizer {

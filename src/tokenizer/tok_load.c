@@ -476,6 +476,9 @@ static tp_status compile_pattern(const char *file, const char *where, const cJSO
         int ec;
         PCRE2_SIZE eo;
         out->is_regex = true;
+        out->regex = tp_strdup(s);
+        if (!out->regex)
+            return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
                                 &eo, NULL);
         if (!out->re) {
@@ -503,6 +506,7 @@ static tp_status compile_regex_str(const char *re, tok_pattern *out, tp_error *e
 
 static void pattern_free(tok_pattern *p) {
     tp_free(p->literal);
+    tp_free(p->regex);
     if (p->re)
         pcre2_code_free(p->re);
     memset(p, 0, sizeof *p);
