@@ -3,6 +3,14 @@
  * for the Qwen3, ModernBERT and Gemma 3 tokenizers.
  *
  *   bench_tokenizer [--seconds S] [--threads N] [--model qwen3|modernbert|gemma3]
+ *                   [--load-only]
+ *
+ * Load times: tokenizer.json (tp_tok_load), and the same tokenizer built from
+ * its GGUF description (tp_tok_load_gguf_desc on the tp_tok_gguf_export
+ * result, as a .gguf file's tokenizer.ggml.* keys give it), with merges and,
+ * for a "llama" description, without them (merges derived from the scores).
+ * --load-only skips the encoding figures. Tokenizers come from $TPIPE_SHARED
+ * (else ../shared)/tokenizers/<model>, else tests/data/tokenizers/<model>.
  *
  * Texts: "english" = English prose: the Apache-2.0 licence text (in
  * tests/data/tokenizers/LICENSES) plus, when present, Debian's
@@ -135,10 +143,59 @@ static double run(const tp_tokenizer *tok, tp_pool *pool, const docs *D, bool ca
     return best;
 }
 
+/* best-of-3 wall and CPU seconds of building the tokenizer from d */
+static void time_desc(const tp_tok_gguf_desc *d, double *wall, double *cpu) {
+    *wall = *cpu = 1e9;
+    for (int r = 0; r < 3; r++) {
+        tp_error err;
+        tp_tokenizer *t = NULL;
+        double t0 = tp_now();
+        clock_t c0 = clock();
+        if (tp_tok_load_gguf_desc(d, &t, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            *wall = *cpu = -1;
+            return;
+        }
+        double dt = tp_now() - t0, dc = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        tp_tok_free(t);
+        if (dt < *wall)
+            *wall = dt;
+        if (dc < *cpu)
+            *cpu = dc;
+    }
+}
+
+/* load time from the GGUF description of tok (tokenizer.ggml.* keys) */
+static void bench_gguf_load(const tp_tokenizer *tok, const char *model) {
+    tp_error err;
+    tp_tok_gguf_desc *d = NULL;
+    if (tp_tok_gguf_export_tok(tok, NULL, &d, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return;
+    }
+    double w, c;
+    time_desc(d, &w, &c);
+    printf("%-11s load from GGUF metadata (with merges) %.3f s wall, %.3f s CPU\n", model, w, c);
+    printf("BENCH tokenizer.%s.load_gguf %.4f s\n", model, w);
+    printf("BENCH tokenizer.%s.load_gguf_cpu %.4f s\n", model, c);
+    if (d->scores) {
+        tp_tok_gguf_desc nm = *d;
+        nm.merges = NULL;
+        nm.n_merges = 0;
+        time_desc(&nm, &w, &c);
+        printf("%-11s load from GGUF metadata (merges from scores) %.3f s wall, %.3f s CPU\n",
+               model, w, c);
+        printf("BENCH tokenizer.%s.load_gguf_scores %.4f s\n", model, w);
+        printf("BENCH tokenizer.%s.load_gguf_scores_cpu %.4f s\n", model, c);
+    }
+    tp_tok_gguf_desc_free(d);
+}
+
 int main(int argc, char **argv) {
     double seconds = 2.0;
     int threads = tp_num_cores();
     const char *only = NULL;
+    bool load_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = atof(argv[++i]);
@@ -146,6 +203,8 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--load-only") == 0)
+            load_only = true;
     }
     const char *models[] = {"qwen3", "modernbert", "gemma3"};
     tp_error err;
@@ -157,7 +216,8 @@ int main(int argc, char **argv) {
         if (only && strcmp(only, models[m]) != 0)
             continue;
         char dir[4096], golden[4096];
-        snprintf(dir, sizeof dir, "%s/tokenizers/%s", TP_SHARED_DIR, models[m]);
+        const char *shared = getenv("TPIPE_SHARED"); /* else ../shared of the source tree */
+        snprintf(dir, sizeof dir, "%s/tokenizers/%s", shared ? shared : TP_SHARED_DIR, models[m]);
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/tokenizer.json", dir);
         if (!tp_file_exists(probe))
@@ -195,6 +255,11 @@ int main(int argc, char **argv) {
         printf("%-11s load %.3f s wall, %.3f s CPU\n", models[m], best_load, best_cpu);
         printf("BENCH tokenizer.%s.load %.4f s\n", models[m], best_load);
         printf("BENCH tokenizer.%s.load_cpu %.4f s\n", models[m], best_cpu);
+        bench_gguf_load(tok, models[m]);
+        if (load_only) {
+            tp_tok_free(tok);
+            continue;
+        }
         const char *texts[] = {"english", "multilingual"};
         for (int t = 0; t < 2; t++) {
             docs D = make_docs(golden, t == 0, 4u << 20);
