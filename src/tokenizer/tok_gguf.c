@@ -440,7 +440,14 @@ static cJSON *post_template(gg_spec bos, gg_spec eos, gg_spec sep) {
                 ok = ok && tpl_add(arr, sp, sep.name, sep.id, NULL, ty);
         }
     }
-    if (!ok || !put(o, "single", single)) {
+    if (!ok) {
+        cJSON_Delete(o);
+        cJSON_Delete(single);
+        cJSON_Delete(pair);
+        cJSON_Delete(sp);
+        return NULL;
+    }
+    if (!put(o, "single", single)) {
         cJSON_Delete(o);
         cJSON_Delete(pair);
         cJSON_Delete(sp);

@@ -424,6 +424,54 @@ static void test_alloc_failures(void) {
         tp_tok_free(tok);
     }
     CHECK(oom > 10);
+
+    /* the score-derived merges */
+    float sc[N_TOK] = {0};
+    sc[META_A] = -1.0f;
+    sc[AB] = -2.0f;
+    d.merges = NULL;
+    d.n_merges = 0;
+    d.scores = sc;
+    d.n_scores = N_TOK;
+    oom = 0;
+    for (long n = 1; n < 2000; n++) {
+        tp_tokenizer *tok = NULL;
+        tp_error err;
+        tp_alloc_fail_set(n, false);
+        tp_status st = tp_tok_load_gguf_desc(&d, &tok, &err);
+        bool hit = tp_alloc_fail_hit();
+        tp_alloc_fail_set(0, false);
+        tp_tok_free(tok);
+        if (!hit) {
+            CHECK(st == TP_OK);
+            break;
+        }
+        CHECK_MSG(st == TP_ERR_OUT_OF_MEMORY, "n=%ld status %d", n, (int)st);
+        oom++;
+    }
+    CHECK(oom > 10);
+
+    /* the exporter */
+    tp_tokenizer *mb = NULL;
+    tp_error err;
+    CHECK(tp_tok_load(tp_test_data("tokenizers/modernbert"), &mb, &err) == TP_OK);
+    oom = 0;
+    for (long n = 1; mb && n < 200; n++) {
+        tp_tok_gguf_desc *x = NULL;
+        tp_alloc_fail_set(n, false);
+        tp_status st = tp_tok_gguf_export_tok(mb, NULL, &x, &err);
+        bool hit = tp_alloc_fail_hit();
+        tp_alloc_fail_set(0, false);
+        tp_tok_gguf_desc_free(x);
+        if (!hit) {
+            CHECK(st == TP_OK);
+            break;
+        }
+        CHECK_MSG(st == TP_ERR_OUT_OF_MEMORY && x == NULL, "n=%ld status %d", n, (int)st);
+        oom++;
+    }
+    CHECK(oom > 5);
+    tp_tok_free(mb);
 }
 
 int main(void) {
