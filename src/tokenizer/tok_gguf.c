@@ -226,7 +226,8 @@ static int cand_cmp(const void *x, const void *y) {
 /* Every split of every piece (not UNUSED) into two vocabulary pieces at a
  * code-point boundary is a merge, ranked by the piece's score as above: the
  * rule transformers' SentencePieceExtractor uses to turn a SentencePiece BPE
- * model (pieces + scores, no merges) into tokenizer.json merges. */
+ * model (pieces + scores, no merges) into tokenizer.json merges. A score of
+ * -1000 on a control/user-defined/unknown token counts as 0 (see below). */
 static tp_status derive_merges(tp_tokenizer *tok, const tp_tok_gguf_desc *d, const char *src,
                                tp_error *err) {
     size_t n = 0, cap = d->n_tokens;
@@ -236,8 +237,17 @@ static tp_status derive_merges(tp_tokenizer *tok, const tp_tok_gguf_desc *d, con
     if (!c)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     for (size_t id = 0; id < d->n_tokens; id++) {
-        if (type_at(d, id) == TP_TOK_GGUF_UNUSED)
+        int32_t ty = type_at(d, id);
+        if (ty == TP_TOK_GGUF_UNUSED)
             continue;
+        /* convert_hf_to_gguf.py writes -1000 for the tokenizer's added tokens;
+         * the SentencePiece model the merges came from has 0 for its control
+         * and user-defined pieces (Gemma 3's whitespace runs, whose merges
+         * rank first) */
+        float score = score_at(d, id);
+        if (score == -1000.0f && (ty == TP_TOK_GGUF_CONTROL || ty == TP_TOK_GGUF_USER_DEFINED ||
+                                  ty == TP_TOK_GGUF_UNKNOWN))
+            score = 0.0f;
         const char *s = tok->pool + tok->model_off[id]; /* user-defined "▁" restored */
         size_t len = tok->model_len[id], la = 0;
         for (size_t k = 1; k < len; k++) {
@@ -256,8 +266,8 @@ static tp_status derive_merges(tp_tokenizer *tok, const tp_tok_gguf_desc *d, con
                 }
                 c = nc;
             }
-            c[n++] = (cand){score_at(d, id), (uint32_t)la, (uint32_t)n_chars(s + k, len - k),
-                            (uint32_t)id,    (uint32_t)ia, (uint32_t)ib};
+            c[n++] = (cand){score,        (uint32_t)la, (uint32_t)n_chars(s + k, len - k),
+                            (uint32_t)id, (uint32_t)ia, (uint32_t)ib};
         }
     }
     qsort(c, n, sizeof *c, cand_cmp);
@@ -1027,6 +1037,12 @@ tp_status tp_tok_gguf_export_tok(const tp_tokenizer *tok, const tp_tok_gguf_expo
     }
     if (ok && llama)
         export_scores(tok, m, nm, o->scores, n);
+    /* llama.cpp's -1000 for added tokens where that means the same (score 0:
+     * derive_merges reads -1000 on a control/user-defined token as 0) */
+    for (size_t id = 0; ok && llama && id < tok->n_ids; id++)
+        if (tok->is_added[id] && o->scores[id] == 0.0f &&
+            (o->types[id] == TP_TOK_GGUF_CONTROL || o->types[id] == TP_TOK_GGUF_USER_DEFINED))
+            o->scores[id] = -1000.0f;
     /* chat templates */
     size_t nt = 0;
     for (size_t i = 0; ok && i < tok->n_templates; i++) {

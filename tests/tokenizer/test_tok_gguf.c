@@ -16,7 +16,7 @@
 #define S(lit) ((tp_tok_gguf_str){lit, sizeof(lit) - 1})
 
 /* the hand-built vocabulary */
-enum { UNK, BOS, EOS, META_T, A, B, AB, META_A, BYTE_63, USER, XY, N_TOK };
+enum { UNK, BOS, EOS, META_T, A, B, AB, META_A, BYTE_63, USER, XY, WS, N_TOK };
 static const tp_tok_gguf_str TOKS[N_TOK] = {
     S("<unk>"),
     S("<s>"),
@@ -30,8 +30,9 @@ static const tp_tok_gguf_str TOKS[N_TOK] = {
     S("<0x63>"),
     S("<user>"),
     S("x y"),
+    S("  "),
 };
-static const int32_t TYPES[N_TOK] = {2, 3, 3, 1, 1, 1, 1, 1, 6, 4, 4};
+static const int32_t TYPES[N_TOK] = {2, 3, 3, 1, 1, 1, 1, 1, 6, 4, 4, 4};
 
 static tp_tok_gguf_desc small_desc(void) {
     tp_tok_gguf_desc d = tp_tok_gguf_desc_empty();
@@ -178,6 +179,22 @@ static void test_hand_built_scores(void) {
     if (tok)
         CHECK_IDS(tok, "ab", false, META_T, AB);
     tp_tok_free(tok);
+    /* -1000 on a user-defined token (llama.cpp's score for added tokens) counts
+     * as SentencePiece's 0: "  " is "▁▁" (user-defined, GGUF spells it with
+     * spaces), and " a" -> "▁▁a" takes the ▁▁ merge first */
+    sc[WS] = -1000.0f;
+    sc[META_A] = -1.0f;
+    sc[AB] = -2.0f;
+    CHECK(tp_tok_load_gguf_desc(&d, &tok, &err) == TP_OK);
+    if (tok)
+        CHECK_IDS(tok, " a", false, WS, A);
+    tp_tok_free(tok);
+    sc[WS] = -5.0f; /* any other score is taken as it is */
+    CHECK(tp_tok_load_gguf_desc(&d, &tok, &err) == TP_OK);
+    if (tok)
+        CHECK_IDS(tok, " a", false, META_T, META_A);
+    tp_tok_free(tok);
+    sc[WS] = 0.0f;
     /* a UNUSED piece yields no merge: "ab" unused -> ▁a b, and "a" "b" stay */
     int32_t ty[N_TOK];
     memcpy(ty, TYPES, sizeof ty);
