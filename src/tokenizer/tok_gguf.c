@@ -582,6 +582,11 @@ static tp_status build_desc(tp_tokenizer *tok, const tp_tok_gguf_desc *d, const 
             unk = (int64_t)i;
     bool add_bos = d->add_bos >= 0 ? d->add_bos == 1 : llama;
     bool add_eos = d->add_eos == 1, add_sep = d->add_sep == 1;
+    /* convert_hf_to_gguf.py sets all three flags for ModernBERT, whose template
+     * ends in one [SEP]: with add_sep, an eos that is the separator (or that is
+     * absent) is not added a second time */
+    if (add_sep && add_eos && (d->eos_id < 0 || d->eos_id == d->sep_id))
+        add_eos = false;
     bool space_prefix = d->add_space_prefix >= 0 ? d->add_space_prefix == 1 : llama;
     if ((add_bos && d->bos_id < 0 && d->add_bos == 1) || (add_eos && d->eos_id < 0) ||
         (add_sep && d->sep_id < 0))

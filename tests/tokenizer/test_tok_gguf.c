@@ -413,6 +413,20 @@ static void test_export_modernbert(void) {
         CHECK(tp_tok_get_info(tok)->clean_up_tokenization_spaces);
     }
     tp_tok_free(tok);
+    /* convert_hf_to_gguf.py's ModernBERT flags: add_bos, add_eos and add_sep
+     * all set; eos = [SEP] or absent: still one [SEP] at the end */
+    for (int k = 0; k < 2; k++) {
+        tp_tok_gguf_desc x = *d;
+        x.add_eos = 1;
+        x.eos_id = k ? 50282 : -1;
+        tok = NULL;
+        CHECK(tp_tok_load_gguf_desc(&x, &tok, &err) == TP_OK);
+        int32_t ids[16];
+        if (tok)
+            CHECK(enc(tok, "a", true, ids) == 3 && ids[0] == 50281 && ids[1] == 66 &&
+                  ids[2] == 50282);
+        tp_tok_free(tok);
+    }
     tp_tok_gguf_desc_free(d);
 }
 
