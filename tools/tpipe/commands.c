@@ -10,6 +10,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_download(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"fill-mask", "fill [MASK] tokens with a masked language model", cmd_fill_mask},
@@ -19,5 +20,6 @@ const cli_command cli_commands[] = {
     {"tokenize", "ids and tokens of texts (tokenizer files only)", cmd_tokenize},
     {"download", "fetch a model from the Hugging Face hub into the local cache", cmd_download},
     {"chat-template", "render the model's chat template for conversations", cmd_chat_template},
+    {"convert", "write a Qwen3 or Gemma3 checkpoint as GGUF (f16, q8_0, q4_k_m, ...)", cmd_convert},
 };
 const size_t cli_n_commands = sizeof cli_commands / sizeof cli_commands[0];
