@@ -505,6 +505,145 @@ static void test_alloc_failures(void) {
     tp_tok_free(mb);
 }
 
+/* Random small descriptions (as a corrupt or hostile .gguf could give):
+ * each either loads or fails with FORMAT/UNSUPPORTED, and a loaded tokenizer
+ * encodes and decodes random input without crashing (ASan checks the rest). */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(uint32_t n) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return n ? (uint32_t)(rng % n) : 0;
+}
+
+static void test_random_descriptions(void) {
+    static const char *const alphabet[] = {"a", "b",        "\xe2\x96\x81", "c", "<",
+                                           ">", "\xc4\xa0", "\xc3\xa9",     "x", "\xff"};
+    enum { MAXT = 24 };
+    char store[MAXT][32], mstore[MAXT][64], text[64];
+    tp_tok_gguf_str toks[MAXT], merges[MAXT];
+    int32_t types[MAXT];
+    float scores[MAXT];
+    int loaded = 0, failed = 0;
+    for (int it = 0; it < 3000; it++) {
+        size_t n = 1 + rnd(MAXT);
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 0, parts = 1 + rnd(3);
+            for (size_t k = 0; k < parts; k++) {
+                const char *a = alphabet[rnd(3000) ? rnd(9) : 9];
+                memcpy(store[i] + len, a, strlen(a));
+                len += strlen(a);
+            }
+            if (i >= 2 && rnd(3) == 0) { /* the concatenation of two earlier tokens */
+                const tp_tok_gguf_str a = toks[rnd((uint32_t)i)], b = toks[rnd((uint32_t)i)];
+                if (a.len + b.len < sizeof store[i]) {
+                    memcpy(store[i], a.s, a.len);
+                    memcpy(store[i] + a.len, b.s, b.len);
+                    len = a.len + b.len;
+                }
+            }
+            for (size_t j = 0; j < i; j++) /* mostly unique */
+                if (toks[j].len == len && !memcmp(toks[j].s, store[i], len) && rnd(50) &&
+                    len + 3 < sizeof store[i]) {
+                    len += (size_t)snprintf(store[i] + len, 4, "%02d", (int)i);
+                    j = (size_t)-1;
+                }
+            if (rnd(20) == 0) { /* a byte token, maybe malformed */
+                snprintf(store[i], sizeof store[i], "<0x%02X>", rnd(256));
+                len = rnd(4) ? 6 : 5;
+            }
+            toks[i] = (tp_tok_gguf_str){store[i], len};
+            bool byte_tok = len == 6 && !memcmp(store[i], "<0x", 3);
+            types[i] = byte_tok && rnd(4) ? 6 : rnd(40) ? 1 + (int32_t)rnd(5) : (int32_t)rnd(9) - 1;
+            scores[i] = rnd(60) ? -(float)rnd(50) : rnd(40) ? -1000.0f : NAN;
+        }
+        size_t nm = 0, want = rnd(MAXT);
+        for (size_t i = 0; i < want; i++) {
+            tp_tok_gguf_str a = toks[rnd((uint32_t)n)], b = toks[rnd((uint32_t)n)];
+            bool found = rnd(30) == 0; /* else only a merge that names tokens */
+            for (int tries = 0; tries < 40 && !found; tries++) {
+                size_t t = rnd((uint32_t)n), c = 1 + rnd(3);
+                if (toks[t].len <= c)
+                    continue;
+                a = (tp_tok_gguf_str){toks[t].s, c};
+                b = (tp_tok_gguf_str){toks[t].s + c, toks[t].len - c};
+                bool fa = false, fb = false;
+                for (size_t j = 0; j < n; j++) {
+                    fa = fa || (toks[j].len == a.len && !memcmp(toks[j].s, a.s, a.len));
+                    fb = fb || (toks[j].len == b.len && !memcmp(toks[j].s, b.s, b.len));
+                }
+                found = fa && fb;
+            }
+            if (!found)
+                continue;
+            int k = snprintf(mstore[nm], sizeof mstore[nm], "%.*s%s%.*s", (int)a.len, a.s,
+                             rnd(200) ? " " : "", (int)b.len, b.s);
+            merges[nm] = (tp_tok_gguf_str){mstore[nm], (size_t)k};
+            nm++;
+        }
+        tp_tok_gguf_desc d = tp_tok_gguf_desc_empty();
+        d.source = "test.gguf";
+        d.model = rnd(2) ? S("llama") : S("gpt2");
+        bool ll = d.model.len == 5;
+        d.pre = rnd(10) == 0 ? S("falcon")
+                : ll         ? (rnd(2) ? S("default") : (tp_tok_gguf_str){NULL, 0})
+                : rnd(2)     ? S("qwen2")
+                             : S("modern-bert");
+        d.tokens = toks;
+        d.n_tokens = n;
+        d.token_type = rnd(4) ? types : NULL;
+        d.n_token_type = d.token_type ? n : 0;
+        d.scores = rnd(2) ? scores : NULL;
+        d.n_scores = d.scores ? n : 0;
+        d.merges = rnd(3) ? merges : NULL;
+        if (ll && rnd(2)) { /* llama: scores to derive merges from */
+            d.scores = scores;
+            d.n_scores = n;
+        }
+        d.n_merges = d.merges ? nm : 0;
+        int64_t *ids[] = {&d.bos_id, &d.eos_id, &d.unk_id, &d.pad_id, &d.sep_id, &d.cls_id};
+        for (size_t k = 0; k < 6; k++)
+            *ids[k] = rnd(3) ? -1 : (int64_t)rnd((uint32_t)n + 2) - 1;
+        int *flags[] = {&d.add_bos, &d.add_eos, &d.add_sep, &d.add_space_prefix};
+        for (size_t k = 0; k < 4; k++)
+            *flags[k] = rnd(30) ? (int)rnd(3) - 1 : 2;
+        tp_tokenizer *tok = NULL;
+        tp_error err;
+        tp_status st = tp_tok_load_gguf_desc(&d, &tok, &err);
+        CHECK_MSG(st == TP_OK || st == TP_ERR_FORMAT || st == TP_ERR_UNSUPPORTED, "status %d: %s",
+                  (int)st, err.message);
+        if (st) {
+            if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "rejected: %s\n", err.message);
+            failed++;
+            continue;
+        }
+        loaded++;
+        size_t tl = 0, parts = rnd(8);
+        for (size_t k = 0; k < parts; k++) {
+            const char *a = rnd(3) ? alphabet[rnd(8)] : toks[rnd((uint32_t)n)].s;
+            size_t al = strlen(a) < 8 ? strlen(a) : 8;
+            memcpy(text + tl, a, al);
+            tl += al;
+        }
+        tp_tok_encode_params p = tp_tok_encode_default_params();
+        tp_encoding e;
+        if (tp_tok_encode(tok, NULL, text, tl, rnd(2) ? "ab" : NULL, 2, &p, &e, &err) == TP_OK)
+            for (size_t k = 0; k < e.n; k++)
+                CHECK(e.ids[k] >= 0 && (size_t)e.ids[k] < tp_tok_vocab_size(tok));
+        tp_encoding_free(&e);
+        int32_t rid[6];
+        for (size_t k = 0; k < 6; k++)
+            rid[k] = (int32_t)rnd((uint32_t)n);
+        char *out = dec(tok, rid, 6, rnd(2));
+        CHECK(out != NULL);
+        tp_free(out);
+        tp_tok_free(tok);
+    }
+    printf("random descriptions: %d loaded, %d rejected\n", loaded, failed);
+    CHECK(loaded > 200 && failed > 200);
+}
+
 int main(void) {
     test_hand_built_merges();
     test_hand_built_scores();
@@ -512,5 +651,6 @@ int main(void) {
     test_export_qwen3();
     test_export_modernbert();
     test_alloc_failures();
+    test_random_descriptions();
     return tp_test_exit();
 }
