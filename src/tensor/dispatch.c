@@ -51,9 +51,11 @@ tp_status tp_linear_prepare(tp_linear *l, tp_compute compute, tp_error *err) {
     if (compute != TP_COMPUTE_F32 && compute != TP_COMPUTE_BF16)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: unknown compute mode %d",
                        (int)compute);
-    if (l->dtype != TP_DTYPE_F32 && l->dtype != TP_DTYPE_BF16 && l->dtype != TP_DTYPE_F16)
+    if (l->dtype != TP_DTYPE_F32 && l->dtype != TP_DTYPE_BF16 && l->dtype != TP_DTYPE_F16 &&
+        !tp_dtype_is_quant(l->dtype))
         return tp_fail(err, TP_ERR_UNSUPPORTED,
-                       "tp_linear_prepare: weight dtype %s not supported (F32, BF16 or F16)",
+                       "tp_linear_prepare: weight dtype %s not supported (F32, BF16, F16, Q8_0, "
+                       "Q4_K or Q6_K)",
                        tp_dtype_name(l->dtype));
     if (l->n_out <= 0 || l->n_in <= 0)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
@@ -61,6 +63,15 @@ tp_status tp_linear_prepare(tp_linear *l, tp_compute compute, tp_error *err) {
                        (long long)l->n_out, (long long)l->n_in);
     if (!l->w)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_linear_prepare: weight pointer is NULL");
+    /* quantized weights are used in place in both compute modes (int8 dots) */
+    if (tp_dtype_is_quant(l->dtype)) {
+        if ((size_t)l->n_in % tp_dtype_block(l->dtype) != 0)
+            return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
+                           "tp_linear_prepare: %s weight with n_in %lld: not a multiple of the "
+                           "block (%zu)",
+                           tp_dtype_name(l->dtype), (long long)l->n_in, tp_dtype_block(l->dtype));
+        return TP_OK;
+    }
     /* bf16 and f32 compute on bf16 weights, and f32 compute on any weights, use
      * the weights in place (see docs/kernels.md). The bf16 mode on f32/f16
      * weights needs them as bf16: one rounded copy, n_out * n_in * 2 bytes. */
@@ -130,12 +141,102 @@ static void gemm_task(void *vctx, size_t task, int thread) {
     c->kt->gemm(&c->a, m0, m1, n0, n1);
 }
 
+/* ---- quantized weights (qgemm*.c) ---- */
+
+/* largest quantized copy of x a call makes; longer calls run as slabs */
+#define XQ_CALL_BYTES ((size_t)8 << 20)
+
+typedef struct qgemm_ctx {
+    const tp_kernel_table *kt;
+    tp_qgemm_args a;
+    size_t m, n, mb, nb, n_mblocks;
+} qgemm_ctx;
+
+static void qgemm_task(void *vctx, size_t task, int thread) {
+    (void)thread;
+    const qgemm_ctx *c = vctx;
+    /* row blocks inner: consecutive tasks reuse one column block of W */
+    size_t bm = task % c->n_mblocks, bn = task / c->n_mblocks;
+    size_t m0 = bm * c->mb, n0 = bn * c->nb;
+    size_t m1 = m0 + c->mb < c->m ? m0 + c->mb : c->m;
+    size_t n1 = n0 + c->nb < c->n ? n0 + c->nb : c->n;
+    c->kt->qgemm(&c->a, m0, m1, n0, n1);
+}
+
+/* Bytes of the quantized copy of one row of K (qs padded to 64 bytes, scales,
+ * sums of 16 for the K-quants). */
+static size_t qx_row_bytes(size_t K, size_t blk, size_t *ldq) {
+    *ldq = (K + 63) / 64 * 64;
+    return *ldq + K / blk * sizeof(float) + (blk == 32 ? 0 : K / 16 * sizeof(int16_t));
+}
+
+static void qmatmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, float *y,
+                    size_t ldy, size_t m) {
+    size_t K = (size_t)l->n_in, blk = tp_qx_block(l->dtype), ldq;
+    TP_ASSERT(K % tp_dtype_block(l->dtype) == 0);
+    size_t row_bytes = qx_row_bytes(K, blk, &ldq);
+    size_t slab = XQ_CALL_BYTES / row_bytes / GEMM_MB * GEMM_MB;
+    if (slab == 0)
+        slab = 1;
+    if (m > slab) {
+        for (size_t r = 0; r < m; r += slab)
+            qmatmul(pool, l, x + r * ldx, ldx, y + r * ldy, ldy, m - r < slab ? m - r : slab);
+        return;
+    }
+    qgemm_ctx c;
+    c.kt = tp_kernels_current();
+    c.a.l = l;
+    c.a.x = x;
+    c.a.ldx = ldx;
+    c.a.y = y;
+    c.a.ldy = ldy;
+    /* x quantized once per call; without memory for it the reference kernel
+     * quantizes block by block itself (same bits, slower) */
+    uint8_t *buf = tp_aligned_alloc(m, row_bytes);
+    tp_qx q;
+    if (buf) {
+        q.qs = (const int8_t *)buf;
+        q.ldq = ldq;
+        q.d = (const float *)(void *)(buf + m * ldq);
+        q.ldd = K / blk;
+        q.bs = blk == 32 ? NULL : (const int16_t *)(void *)(buf + m * ldq + m * (K / blk) * 4);
+        q.ldb = K / 16;
+        tp_qx_quantize(x, ldx, m, K, blk, &q);
+        c.a.xq = &q;
+    } else {
+        c.a.xq = NULL;
+        c.kt = &tp_kernels_ref;
+    }
+    c.m = m;
+    c.n = (size_t)l->n_out;
+    c.mb = m < GEMM_MB ? m : GEMM_MB;
+    /* decode-shaped calls: long column runs, but at least 4 tasks per thread */
+    size_t threads = pool ? (size_t)tp_pool_size(pool) : 1;
+    size_t nb = m <= 4 ? c.n / (4 * threads) : 64;
+    nb = (nb + 15) / 16 * 16;
+    c.nb = nb < 16 ? 16 : nb > 512 ? 512 : nb;
+    c.n_mblocks = (m + c.mb - 1) / c.mb;
+    size_t tasks = c.n_mblocks * ((c.n + c.nb - 1) / c.nb);
+    if (!pool || tasks == 1) {
+        for (size_t t = 0; t < tasks; t++)
+            qgemm_task(&c, t, 0);
+    } else {
+        tp_pool_run(pool, tasks, qgemm_task, &c);
+    }
+    tp_aligned_free(buf);
+}
+
 void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, float *y, size_t ldy,
                size_t m, tp_compute compute) {
     if (m == 0)
         return;
     TP_ASSERT(l && l->w && x && y && l->n_in > 0 && l->n_out > 0);
     TP_ASSERT(ldx >= (size_t)l->n_in && ldy >= (size_t)l->n_out);
+    if (tp_dtype_is_quant(l->dtype)) {
+        /* one integer-dot path for every M and both compute modes */
+        qmatmul(pool, l, x, ldx, y, ldy, m);
+        return;
+    }
     gemm_ctx c;
     c.kt = tp_kernels_current();
     /* bf16 mode on f32/f16 weights runs on the bf16 copy made by

@@ -43,6 +43,39 @@ typedef struct tp_attn_job {
     int h0, h1;
 } tp_attn_job;
 
+/* Activations quantized for a quantized-weight GEMM (qgemm.c): each row of K
+ * is cut into blocks of `blk` (32 for Q8_0 weights, 256 for Q4_K/Q6_K) with
+ * x ~ d * qs, qs in [-127, 127], d = amax/127 (f32); K-quant rows also carry
+ * the sums of each 16 consecutive qs. A block holding a NaN or Inf gets
+ * d = NaN and qs = 0, so the outputs that read it are NaN. */
+typedef struct tp_qx {
+    const int8_t *qs;  /* (m, K), row stride ldq */
+    const float *d;    /* (m, K / blk), row stride ldd */
+    const int16_t *bs; /* (m, K / 16), row stride ldb; NULL when blk == 32 */
+    size_t ldq, ldd, ldb;
+} tp_qx;
+
+/* One quantized GEMM job: y[m0:m1, n0:n1] = x W^T (+ bias) for W of dtype
+ * Q8_0/Q4_K/Q6_K, from the quantized activations xq (rows indexed as in y).
+ * The reference kernel also accepts xq == NULL: it then quantizes each block
+ * of x itself when it needs it (same bits; the path when memory is short). */
+typedef struct tp_qgemm_args {
+    const tp_linear *l;
+    const float *x; /* (m, K), row stride ldx */
+    size_t ldx;
+    const tp_qx *xq;
+    float *y; /* (m, N), row stride ldy */
+    size_t ldy;
+} tp_qgemm_args;
+
+/* Activation block of weight dtype wt (32 or 256). */
+size_t tp_qx_block(tp_dtype wt);
+/* Quantizes one block of blk floats (the shared definition every ISA uses). */
+void tp_qx_quantize_block(const float *x, size_t blk, int8_t *qs, float *d, int16_t *bs);
+/* Quantizes rows [0, m) of x into buffers laid out as in q (already pointing
+ * at the caller's memory). */
+void tp_qx_quantize(const float *x, size_t ldx, size_t m, size_t K, size_t blk, const tp_qx *q);
+
 typedef struct tp_kernel_table {
     const char *name;
     void (*gemm)(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
@@ -61,6 +94,7 @@ typedef struct tp_kernel_table {
                   float scale, float *out);
     void (*add)(float *y, const float *x, size_t n);
     void (*attention)(const tp_attn_job *job);
+    void (*qgemm)(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
 } tp_kernel_table;
 
 extern const tp_kernel_table tp_kernels_ref;
@@ -76,6 +110,11 @@ void tp_avx2_gemm(const tp_gemm_args *a, size_t m0, size_t m1, size_t n0, size_t
 size_t tp_avx512_bf16_ldxb(size_t K);
 void tp_avx512_round_x_bf16(const float *x, size_t ldx, size_t rows, size_t K, uint16_t *xb,
                             size_t ldxb);
+
+/* The quantized-weight GEMM kernels (qgemm*.c). */
+void tp_qgemm_ref(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+void tp_qgemm_avx2(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+void tp_qgemm_avx512(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
 
 /* The table tp_get_isa() selects (what the public functions use). */
 const tp_kernel_table *tp_kernels_current(void);

@@ -832,4 +832,5 @@ const tp_kernel_table tp_kernels_avx512 = {
     .embed = v_embed,
     .add = v_add,
     .attention = v_attention,
+    .qgemm = tp_qgemm_avx512,
 };

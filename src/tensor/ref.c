@@ -249,4 +249,5 @@ const tp_kernel_table tp_kernels_ref = {
     .embed = ref_embed,
     .add = ref_add,
     .attention = ref_attention,
+    .qgemm = tp_qgemm_ref,
 };

@@ -31,7 +31,9 @@ typedef enum tp_compute {
 /* A linear layer y = x W^T + b, W of shape (n_out, n_in) as in torch.nn.Linear. */
 typedef struct tp_linear {
     const void *w;     /* (n_out, n_in) row-major, dtype `dtype`, usually in the mmap */
-    tp_dtype dtype;    /* F32, BF16 or F16                                            */
+    tp_dtype dtype;    /* F32, BF16, F16, or Q8_0/Q4_K/Q6_K (rows of
+                          tp_dtype_row_bytes(dtype, n_in) bytes, n_in a multiple of
+                          the block; multiplied with int8-quantized x, qgemm.c)    */
     int64_t n_out;     /* N */
     int64_t n_in;      /* K */
     const float *bias; /* (n_out) f32 or NULL (models convert biases to f32 at load)  */
