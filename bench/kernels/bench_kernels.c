@@ -9,10 +9,14 @@
  * Decode shapes rotate over enough copies of the weights (>= 384 MiB) that
  * they stream from DRAM as in a real decode step, not from the L3.
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
- * Usage: bench_kernels [--threads N] [--quick]   (--threads 1 times with the thread CPU clock)
+ * Quantized weights (Q8_0/Q4_K/Q6_K) at Qwen3-0.6B shapes: M=1 GB/s and % of
+ * bandwidth, M=16/64 GFLOP/s next to bf16 weights (--quant runs only these).
+ * Usage: bench_kernels [--threads N] [--quick] [--quant]   (--threads 1 times with the thread CPU
+ * clock)
  */
 #include "probe.h"
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -126,7 +130,43 @@ typedef struct wset {
     void *w; /* copies x (N, K) */
 } wset;
 
+/* Quantized weights: one copy quantized from the same pseudo-random values,
+ * replicated (quantizing hundreds of MiB would dominate the run). */
+static bool make_qwset(wset *s, tp_dtype dt, size_t K, size_t N, size_t min_bytes) {
+    size_t one;
+    if (!tp_tensor_bytes(dt, N, K, &one))
+        return false;
+    s->dtype = dt;
+    s->K = K;
+    s->N = N;
+    s->copies = min_bytes > one ? (min_bytes + one - 1) / one : 1;
+    s->w = tp_aligned_alloc(s->copies, one);
+    float *f = tp_aligned_alloc(K * N, sizeof(float));
+    if (!s->w || !f) {
+        tp_aligned_free(f);
+        return false;
+    }
+    uint32_t st = 12345;
+    for (size_t i = 0; i < K * N; i++) {
+        st = st * 1664525u + 1013904223u;
+        f[i] = ((float)(st >> 8) / 16777216.0f - 0.5f) * 0.1f;
+    }
+    tp_status rc = tp_quantize_tensor(pool, dt, f, N, K, s->w, NULL);
+    tp_aligned_free(f);
+    for (size_t c = 1; c < s->copies; c++)
+        memcpy((char *)s->w + c * one, s->w, one);
+    return rc == TP_OK;
+}
+
+static size_t wset_bytes(const wset *s) {
+    size_t b = 0;
+    tp_tensor_bytes(s->dtype, s->N, s->K, &b);
+    return b;
+}
+
 static bool make_wset(wset *s, tp_dtype dt, size_t K, size_t N, size_t min_bytes) {
+    if (tp_dtype_is_quant(dt))
+        return make_qwset(s, dt, K, N, min_bytes);
     size_t es = tp_dtype_size(dt), one = K * N * es;
     s->dtype = dt;
     s->K = K;
@@ -150,13 +190,13 @@ static bool make_wset(wset *s, tp_dtype dt, size_t K, size_t N, size_t min_bytes
 
 static double time_matmul(const wset *s, const float *x, float *y, size_t M, tp_compute cm,
                           double min_time) {
-    size_t es = tp_dtype_size(s->dtype);
+    size_t one = wset_bytes(s);
     tp_linear l = {s->w, s->dtype, (int64_t)s->N, (int64_t)s->K, NULL, NULL};
     tp_matmul(pool, &l, x, s->K, y, s->N, M, cm); /* warm up */
     double times[MAX_REPS], total = 0;
     size_t rep = 0;
     while ((total < min_time || rep < 3) && rep < MAX_REPS) {
-        l.w = (const char *)s->w + ((rep + 1) % s->copies) * s->K * s->N * es;
+        l.w = (const char *)s->w + ((rep + 1) % s->copies) * one;
         double t0 = now();
         tp_matmul(pool, &l, x, s->K, y, s->N, M, cm);
         times[rep] = now() - t0;
@@ -188,16 +228,71 @@ typedef struct kn {
     const char *name;
 } kn;
 
+/* Quantized weights (Qwen3-0.6B projection shapes, n_out x n_in): M = 1 GEMV as
+ * GB/s of weights streamed from DRAM and % of the read bandwidth measured next
+ * to it; M = 16 and 64 as GFLOP/s next to bf16 weights in the same run. */
+static void quant_section(bool has512, bool has_bf16, double bw) {
+    kn qs[] = {{1024, 2048, "2048x1024"},
+               {2048, 1024, "1024x2048"},
+               {1024, 3072, "3072x1024"},
+               {3072, 1024, "1024x3072"}};
+    tp_dtype qt[3] = {TP_DTYPE_Q8_0, TP_DTYPE_Q4_K, TP_DTYPE_Q6_K};
+    const char *qn[3] = {"q8_0", "q4_k", "q6_k"};
+    size_t stream_bytes = (size_t)384 << 20;
+    printf("\nquantized weights (n_out x n_in; M=1: GB/s of weights from DRAM, %% of read "
+           "bandwidth; M=16/64: GFLOP/s)\n");
+    printf("  %-10s %-5s | %8s %5s | %9s %9s\n", "shape", "type", "M=1 GB/s", "%bw", "M=16 GF/s",
+           "M=64 GF/s");
+    for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
+        size_t K = qs[s].K, N = qs[s].N;
+        double bw_here = has512 ? bandwidth_probe(256, 5) : 0;
+        if (bw_here > 0)
+            bw = bw_here;
+        printf("  (read bandwidth measured now: %.1f GB/s)\n", bw);
+        float *x = tp_aligned_alloc(64 * K, 4), *y = tp_aligned_alloc(64 * N, 4);
+        for (size_t i = 0; i < 64 * K; i++)
+            x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (int t = -1; t < 3; t++) {
+            tp_dtype dt = t < 0 ? TP_DTYPE_BF16 : qt[t];
+            const char *name = t < 0 ? "bf16" : qn[t];
+            wset w;
+            if (!make_wset(&w, dt, K, N, stream_bytes)) {
+                fprintf(stderr, "out of memory for %s\n", qs[s].name);
+                exit(1);
+            }
+            double bytes = (double)wset_bytes(&w);
+            tp_compute cm = t < 0 && has_bf16 ? TP_COMPUTE_BF16 : TP_COMPUTE_F32;
+            double t1 = time_matmul(&w, x, y, 1, cm, 0.12);
+            double g16 = 2.0 * 16 * K * N / time_matmul(&w, x, y, 16, cm, 0.12) / 1e9;
+            double g64 = 2.0 * 64 * K * N / time_matmul(&w, x, y, 64, cm, 0.12) / 1e9;
+            double gbs = bytes / t1 / 1e9;
+            printf("  %-10s %-5s | %8.1f %4.0f%% | %9.1f %9.1f\n", qs[s].name, name, gbs,
+                   bw > 0 ? 100 * gbs / bw : 0, g16, g64);
+            printf("BENCH gemm.quant.%s.%s.m1 %.1f GB/s\n", qs[s].name, name, gbs);
+            if (bw > 0)
+                printf("BENCH gemm.quant.%s.%s.m1.pct_bw %.1f %%\n", qs[s].name, name,
+                       100 * gbs / bw);
+            printf("BENCH gemm.quant.%s.%s.m16 %.1f GFLOP/s\n", qs[s].name, name, g16);
+            printf("BENCH gemm.quant.%s.%s.m64 %.1f GFLOP/s\n", qs[s].name, name, g64);
+            tp_aligned_free(w.w);
+        }
+        tp_aligned_free(x);
+        tp_aligned_free(y);
+    }
+}
+
 int main(int argc, char **argv) {
     n_threads = tp_num_cores();
-    bool quick = false;
+    bool quick = false, only_quant = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--quant"))
+            only_quant = true;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--quick] [--quant]\n", argv[0]);
             return 2;
         }
     }
@@ -218,6 +313,11 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(n_threads);
 #endif
 
+    if (only_quant) {
+        quant_section(has512, has_bf16, 0);
+        tp_pool_destroy(pool);
+        return 0;
+    }
     double peak_f32 = has512 ? peak_probe(0) : 0, peak_bf16 = has_bf16 ? peak_probe(1) : 0;
     double bw = has512 ? bandwidth_probe(512, 5) : 0;
     printf("\nmachine limits (%d threads)\n", n_threads);
@@ -356,6 +456,7 @@ int main(int argc, char **argv) {
         tp_aligned_free(w32.w);
         tp_aligned_free(w16.w);
     }
+    quant_section(has512, has_bf16, bw);
     /* ---- attention (one sequence; keys in blocks of 16 rows) ---- */
     struct {
         const char *name;

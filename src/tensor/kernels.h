@@ -115,6 +115,9 @@ void tp_avx512_round_x_bf16(const float *x, size_t ldx, size_t rows, size_t K, u
 void tp_qgemm_ref(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
 void tp_qgemm_avx2(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
 void tp_qgemm_avx512(const tp_qgemm_args *a, size_t m0, size_t m1, size_t n0, size_t n1);
+/* Lets tp_qgemm_avx512 use AVX512_VNNI where the CPU has it (the default) or
+ * forces its AVX-512BW instructions (tests check both give the same bits). */
+void tp_qgemm_avx512_set_vnni(bool allow);
 
 /* The table tp_get_isa() selects (what the public functions use). */
 const tp_kernel_table *tp_kernels_current(void);

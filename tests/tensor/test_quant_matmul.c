@@ -8,7 +8,8 @@
  *     at most sum_blocks (amax_b/254) sum_{k in b} |w_k| — the bound checked,
  *     with 1 % slack for the scale roundings, plus 1e-5 of sum |x w| for the
  *     f32 accumulation (and sums above 2^24 converted to f32);
- *   ISA agreement: AVX2 and AVX-512 give the scalar reference's bits;
+ *   ISA agreement: AVX2 and AVX-512 (with and without VNNI instructions) give
+ *     the scalar reference's bits;
  *   batch invariance: each checked row is bit-identical alone (M=1), inside
  *     the full call (M up to 67) and with every other row changed;
  *   thread-count invariance: no pool and pools of 1, 2, 7 give the same bits;
@@ -67,9 +68,12 @@ static void check_case(const tp_isa *isas, int n_isa, qcase qc, bool with_bias, 
     CHECK(tp_linear_prepare(&l, TP_COMPUTE_BF16, &err) == TP_OK && l.packed == NULL);
     size_t blk = qc.t == TP_DTYPE_Q8_0 ? 32 : 256;
 
-    for (int ii = 0; ii < n_isa; ii++) {
-        kt_set_isa(isas[ii]);
-        const char *isa = tp_isa_name(isas[ii]);
+    /* the last variant: AVX-512 without VNNI instructions */
+    bool has512 = isas[n_isa - 1] == TP_ISA_AVX512;
+    for (int ii = 0; ii < n_isa + has512; ii++) {
+        kt_set_isa(isas[ii < n_isa ? ii : n_isa - 1]);
+        tp_qgemm_avx512_set_vnni(ii < n_isa);
+        const char *isa = ii < n_isa ? tp_isa_name(isas[ii]) : "avx512-novnni";
         matmul(NULL, &l, x, ldx, y, ldy, M);
         if (ii == 0) {
             memcpy(yref, y, M * ldy * sizeof(float));
@@ -134,6 +138,7 @@ static void check_case(const tp_isa *isas, int n_isa, qcase qc, bool with_bias, 
         CHECK_MSG(kt_same_bits(y2 + (M / 2) * ldy, y + (M / 2) * ldy, N),
                   "%s %s M=%zu: row depends on the other rows", isa, tp_dtype_name(qc.t), M);
     }
+    tp_qgemm_avx512_set_vnni(true);
     tp_aligned_free(w);
     tp_aligned_free(wf);
     tp_aligned_free(wdq);
