@@ -478,13 +478,12 @@ static cJSON *post_template(gg_spec bos, gg_spec eos, gg_spec sep) {
 /* ------------------------------------------------------------------------ */
 /* the builder                                                               */
 
-static tp_status set_special_id(tp_tokenizer *tok, const tp_tok_gguf_desc *d,
-                                tp_tok_special_token *t, int64_t id) {
+/* info.<special>: the token's vocabulary string (user-defined "▁" restored) */
+static tp_status set_special_id(const tp_tokenizer *tok, tp_tok_special_token *t, int64_t id) {
     if (id < 0)
         return TP_OK;
-    t->text = tp_strndup(d->tokens[id].s ? d->tokens[id].s : "", d->tokens[id].len);
+    t->text = tp_strndup(tok->pool + tok->model_off[id], tok->model_len[id]);
     t->id = (int32_t)id;
-    (void)tok;
     return t->text ? TP_OK : TP_ERR_OUT_OF_MEMORY;
 }
 
@@ -588,16 +587,16 @@ static tp_status build_desc(tp_tokenizer *tok, const tp_tok_gguf_desc *d, const 
     if (add_sep && add_eos && (d->eos_id < 0 || d->eos_id == d->sep_id))
         add_eos = false;
     bool space_prefix = d->add_space_prefix >= 0 ? d->add_space_prefix == 1 : llama;
-    if ((add_bos && d->bos_id < 0 && d->add_bos == 1) || (add_eos && d->eos_id < 0) ||
-        (add_sep && d->sep_id < 0))
+    bool bad_bos = d->add_bos == 1 && d->bos_id < 0, bad_eos = add_eos && d->eos_id < 0;
+    if (bad_bos || bad_eos || (add_sep && d->sep_id < 0))
         return tp_fail(err, TP_ERR_FORMAT, "%s: tokenizer.ggml.add_%s_token set without a %s id",
                        src,
-                       (add_bos && d->bos_id < 0)   ? "bos"
-                       : (add_eos && d->eos_id < 0) ? "eos"
-                                                    : "sep",
-                       (add_bos && d->bos_id < 0)   ? "bos"
-                       : (add_eos && d->eos_id < 0) ? "eos"
-                                                    : "seperator");
+                       bad_bos   ? "bos"
+                       : bad_eos ? "eos"
+                                 : "sep",
+                       bad_bos   ? "bos"
+                       : bad_eos ? "eos"
+                                 : "seperator");
     add_bos = add_bos && d->bos_id >= 0;
 
     /* components */
@@ -721,7 +720,7 @@ static tp_status build_desc(tp_tokenizer *tok, const tp_tok_gguf_desc *d, const 
               {&tok->info.sep, d->sep_id}, {&tok->info.mask, d->mask_id},
               {&tok->info.unk, unk}};
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
-        if (set_special_id(tok, d, sp[i].t, sp[i].id))
+        if (set_special_id(tok, sp[i].t, sp[i].id))
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     if (d->chat_template.s) {
         char *t = tp_strndup(d->chat_template.s, d->chat_template.len);

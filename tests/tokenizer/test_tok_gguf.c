@@ -286,6 +286,10 @@ static void test_malformed(void) {
     d.add_eos = 1;
     d.eos_id = -1;
     expect_error(&d, TP_ERR_FORMAT, "add_eos_token", "eos");
+    d.bos_id = -1; /* llama's default add_bos without a bos id is no error */
+    expect_error(&d, TP_ERR_FORMAT, "add_eos_token", "eos");
+    d.add_bos = 1;
+    expect_error(&d, TP_ERR_FORMAT, "add_bos_token", "bos");
     tp_tok_gguf_str dup[N_TOK];
     memcpy(dup, TOKS, sizeof dup);
     dup[B] = S("a");
