@@ -280,4 +280,31 @@ extern const size_t tp_gguf_hkeys_count;
  * values, naming config file + key). */
 tp_status tp_gguf_hparams_to_gguf(const tp_json_doc *config, tp_gguf_writer *w, tp_error *err);
 
+/* GGUF metadata -> a config.json-style object (model_type, architectures and
+ * the keys the family loaders read, in their HF names), with llama.cpp's
+ * defaults where the file leaves a key out (Gemma3: sliding pattern 6, local
+ * RoPE base 10000, attention scale from key_length). vocab_size comes from the
+ * token_embd.weight rows, tie_word_embeddings from the absence of
+ * output.weight, eos_token_id from tokenizer.ggml.eos/eot/eom_token_id and
+ * tpipe.eos_token_ids. *out is owned by the caller (cJSON_Delete). Errors name
+ * the file and key: TP_ERR_UNSUPPORTED (architecture, rope scaling type, split
+ * files, partial rotary), TP_ERR_FORMAT (missing or bad keys). */
+tp_status tp_gguf_hparams_to_config(const tp_gguf *g, cJSON **out, tp_error *err);
+
+/* The HF view of a GGUF decoder checkpoint: the config.json document above
+ * (doc->path is the .gguf path) and a tensor table with HF names and HF
+ * (row-major: reversed ne) shapes whose data points into g's mapping
+ * (quantized types keep their dtype); g must stay open while *st is used.
+ * Checks that every tensor the architecture needs is present (names the GGUF
+ * tensor). *norm_plus_one_stored is set when RMSNorm weights hold 1 + w
+ * (Gemma3): the decoder must then multiply by them as they are. */
+tp_status tp_gguf_open_hf(const tp_gguf *g, tp_json_doc *config, tp_st_model **st,
+                          bool *norm_plus_one_stored, tp_error *err);
+
+/* Whether `path` designates a GGUF checkpoint: a regular file whose name ends
+ * in ".gguf" (any case), or a folder holding exactly one such file and no
+ * *.safetensors. Then *out is the file's path (malloc'd, tp_free); else false
+ * and *out = NULL. */
+bool tp_gguf_checkpoint_path(const char *path, char **out);
+
 #endif /* TP_GGUF_H */

@@ -667,6 +667,42 @@ void tp_st_close(tp_st_model *m) {
     tp_free(m);
 }
 
+tp_status tp_st_from_table(const char *origin, const tp_st_tensor *tensors, size_t n,
+                           tp_st_model **out, tp_error *err) {
+    if (!out || !origin || (!tensors && n))
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_st_from_table: NULL argument");
+    *out = NULL;
+    tp_st_model *m = tp_calloc(1, sizeof *m);
+    if (!m || !(m->origin = tp_strdup(origin))) {
+        tp_free(m);
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", origin);
+    }
+    tp_status st = TP_OK;
+    for (size_t i = 0; i < n && st == TP_OK; i++) {
+        tp_st_tensor t = tensors[i];
+        char *name = tp_strdup(t.name ? t.name : "");
+        if (!name) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", origin);
+            break;
+        }
+        t.name = name;
+        t.file = m->origin;
+        st = push_tensor(m, &t, err);
+        if (st == TP_OK)
+            m->names[m->n_names++] = name;
+        else
+            tp_free(name);
+    }
+    if (st == TP_OK)
+        st = finish(m, err);
+    if (st != TP_OK) {
+        tp_st_close(m);
+        return st;
+    }
+    *out = m;
+    return TP_OK;
+}
+
 size_t tp_st_count(const tp_st_model *m) {
     return m ? m->n_tensors : 0;
 }
@@ -704,6 +740,11 @@ static bool is_float(tp_dtype t) {
     return t == TP_DTYPE_F32 || t == TP_DTYPE_F16 || t == TP_DTYPE_BF16;
 }
 
+/* A weight tensor: float, or block-quantized (only from tp_st_from_table: GGUF). */
+static bool is_weight(tp_dtype t) {
+    return is_float(t) || tp_dtype_is_quant(t);
+}
+
 static void format_shape(char *buf, size_t cap, int n, const int64_t *shape) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, cap - o, "[");
@@ -722,7 +763,7 @@ tp_status tp_st_get(const tp_st_model *m, const char *name, int n_dims, const in
     const tp_st_tensor *t = tp_st_find(m, name);
     if (!t)
         return tp_fail(err, TP_ERR_NOT_FOUND, "%s: no tensor '%s'", m->origin, name);
-    if (!is_float(t->dtype))
+    if (!is_weight(t->dtype))
         return tp_fail(err, TP_ERR_FORMAT,
                        "%s: tensor '%s': dtype %s, expected a float tensor (F32, F16 or BF16)",
                        t->file, name, tp_dtype_name(t->dtype));

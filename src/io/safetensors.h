@@ -39,10 +39,18 @@ const tp_st_tensor *tp_st_find(const tp_st_model *m, const char *name); /* NULL 
 size_t tp_st_file_count(const tp_st_model *m); /* 1, or the number of shards */
 const char *tp_st_path(const tp_st_model *m);  /* the path given to tp_st_open */
 
+/* A table built by another reader (the GGUF loader, src/io/gguf_model.c):
+ * the n tensors are copied (names too; `file` is set to origin) and sorted;
+ * their data stays where it is (e.g. in a GGUF mapping that must outlive the
+ * model). Duplicate names are TP_ERR_FORMAT. tp_st_file_count is 0. */
+tp_status tp_st_from_table(const char *origin, const tp_st_tensor *tensors, size_t n,
+                           tp_st_model **out, tp_error *err);
+
 /* Finds `name` and checks its dtype class and shape: n_dims dims given in
  * shape[] (-1 = any). Float tensors (F32/F16/BF16) are accepted when want is
  * any float. Errors name the tensor, the file, and what was expected.
- * (As implemented: the tensor must be F32, F16 or BF16, else TP_ERR_FORMAT;
+ * (As implemented: the tensor must be F32, F16 or BF16 -- or a block-quantized
+ * type, which only tables from tp_st_from_table hold -- else TP_ERR_FORMAT;
  * n_dims < 0 skips the shape check; absent is TP_ERR_NOT_FOUND. Use tp_st_find
  * for integer tensors. `data` may be unaligned for its element size.) */
 tp_status tp_st_get(const tp_st_model *m, const char *name, int n_dims, const int64_t *shape,

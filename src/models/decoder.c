@@ -304,6 +304,10 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
     }
     d->hp = *hp;
     hp->layer_sliding = NULL; /* owned by d now */
+    /* GGUF Gemma3 files store fl(1 + w) (computed in f32 by the converter):
+     * multiplying by the stored value is what the (1 + w) path computes. */
+    if (a->norm_plus_one_stored)
+        d->hp.norm_plus_one = false;
     d->net.kind = TP_NET_DECODER;
     d->net.compute = a->compute;
     d->net.vocab_size = hp->vocab;

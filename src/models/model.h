@@ -104,7 +104,29 @@ typedef struct tp_net_load_args {
     const tp_json_doc *config; /* parsed config.json                          */
     const tp_st_model *st;     /* the opened safetensors (kept open by caller) */
     tp_compute compute;        /* requested compute precision                 */
+    bool norm_plus_one_stored; /* GGUF Gemma3: RMSNorm weights already hold 1 + w
+                                  (llama.cpp's converter adds the 1): use them as
+                                  they are instead of computing 1 + w          */
 } tp_net_load_args;
+
+/* The files behind a net: config.json (or the config derived from GGUF
+ * metadata), the tensor table, and the GGUF file when the checkpoint is one.
+ * tp_net_files_open takes a model folder, a .gguf file, or a folder holding
+ * exactly one .gguf and no safetensors (tp_gguf_checkpoint_path); for a GGUF the
+ * table has HF names and points into the GGUF mapping. */
+typedef struct tp_net_files {
+    char *dir;            /* the folder (of the .gguf file for GGUF)        */
+    char *gguf_path;      /* the .gguf file, or NULL                        */
+    struct tp_gguf *gguf; /* open GGUF file, or NULL                      */
+    tp_json_doc config;
+    tp_st_model *st;
+    bool norm_plus_one_stored;
+} tp_net_files;
+
+tp_status tp_net_files_open(const char *path, tp_net_files *f, tp_error *err);
+void tp_net_files_close(tp_net_files *f);
+/* Load args for f (dir, config, st, the GGUF flag) at `compute`. */
+tp_net_load_args tp_net_files_args(const tp_net_files *f, tp_compute compute);
 
 typedef struct tp_family {
     const char *name;                 /* "modernbert", "qwen3", "gemma3"            */

@@ -7,6 +7,7 @@
 #include "pipelines/model_internal.h"
 
 #include "batch/scheduler.h"
+#include "io/gguf.h"
 #include "io/resolve.h"
 
 #include <ctype.h>
@@ -42,6 +43,8 @@ void tp_model_free(tp_model *m) {
     tp_tok_free(m->tok);
     tp_net_free(m->net);
     tp_st_close(m->st);
+    tp_gguf_close(m->gguf); /* after the tensor table that points into it */
+    tp_free(m->gguf_path);
     tp_json_free(&m->config);
     if (m->id2label) {
         for (size_t i = 0; i < m->num_labels; i++)
@@ -116,6 +119,21 @@ static tp_status load_labels(tp_model *m, tp_error *err) {
     return TP_OK;
 }
 
+/* The tokenizer: tokenizer.json in the model folder; for a GGUF checkpoint
+ * without one beside it, the file's tokenizer.ggml.* metadata. */
+static tp_status load_tokenizer(tp_model *m, tp_error *err) {
+    if (!m->gguf)
+        return tp_tok_load(m->dir, &m->tok, err);
+    char *tj = tp_path_join(m->dir, "tokenizer.json");
+    if (!tj)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    bool beside = tp_file_exists(tj);
+    tp_free(tj);
+    if (beside)
+        return tp_tok_load(m->dir, &m->tok, err);
+    return tp_gguf_load_tokenizer(m->gguf, &m->tok, err);
+}
+
 tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, tp_model **out,
                         tp_error *err) {
     if (!id_or_path || !out)
@@ -131,19 +149,22 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
     pthread_mutex_init(&m->lock, NULL);
     m->params = p;
     tp_status s;
-    if ((s = tp_resolve_local(id_or_path, &m->dir, err)) != TP_OK)
+    /* A .gguf file (or a folder with exactly one) is opened as it is; anything
+     * else is a Hugging Face folder or an id in the local cache. */
+    char *where = NULL;
+    if (!tp_gguf_checkpoint_path(id_or_path, &where) &&
+        (s = tp_resolve_local(id_or_path, &where, err)) != TP_OK)
         goto fail;
-    char *cfg_path = tp_path_join(m->dir, "config.json");
-    if (!cfg_path) {
-        s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-        goto fail;
-    }
-    s = tp_json_load(cfg_path, &m->config, err);
-    tp_free(cfg_path);
+    tp_net_files files;
+    s = tp_net_files_open(where, &files, err);
+    tp_free(where);
     if (s != TP_OK)
         goto fail;
-    if ((s = tp_st_open(m->dir, &m->st, err)) != TP_OK)
-        goto fail;
+    m->dir = files.dir;
+    m->config = files.config;
+    m->st = files.st;
+    m->gguf = files.gguf;
+    m->gguf_path = files.gguf_path;
     tp_compute compute = TP_COMPUTE_F32;
     if (p.precision == TP_PRECISION_BF16) {
         if (tp_cpu_detect().avx512_bf16) {
@@ -153,10 +174,10 @@ tp_status tp_model_load(const char *id_or_path, const tp_model_params *params, t
                    "precision bf16 needs AVX512_BF16, which this CPU lacks: using f32");
         }
     }
-    tp_net_load_args args = {.dir = m->dir, .config = &m->config, .st = m->st, .compute = compute};
+    tp_net_load_args args = tp_net_files_args(&files, compute);
     if ((s = tp_net_load(&args, &m->net, err)) != TP_OK)
         goto fail;
-    if ((s = tp_tok_load(m->dir, &m->tok, err)) != TP_OK)
+    if ((s = load_tokenizer(m, err)) != TP_OK)
         goto fail;
     const tp_tok_info *ti = tp_tok_get_info(m->tok);
     m->mask_id = ti->mask.id;

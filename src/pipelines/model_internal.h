@@ -22,11 +22,13 @@
 #define TP_DEFAULT_MEMORY_BUDGET ((size_t)256 << 20)
 
 struct tp_model {
-    char *dir;          /* the resolved model folder                          */
-    tp_json_doc config; /* config.json                                        */
-    tp_st_model *st;    /* the mapped weights                                 */
-    tp_net *net;        /* the family's network                               */
-    tp_tokenizer *tok;  /* tokenizer.json + tokenizer_config.json             */
+    char *dir;            /* the resolved model folder                          */
+    tp_json_doc config;   /* config.json                                        */
+    tp_st_model *st;      /* the mapped weights                                 */
+    struct tp_gguf *gguf; /* the GGUF checkpoint (st points into it), or NULL */
+    char *gguf_path;      /* its path, or NULL                                */
+    tp_net *net;          /* the family's network                               */
+    tp_tokenizer *tok;    /* tokenizer.json + tokenizer_config.json             */
     tp_model_task task;
     tp_model_params params;  /* as given (defaults filled in)                   */
     size_t memory_budget;    /* bytes per micro-batch (resolved)                */
@@ -56,6 +58,12 @@ struct tp_model {
  * tp_model_load once the net and tokenizer are loaded, and by tp_model_free. */
 tp_status tp_textgen_init(tp_model *m, tp_error *err);
 void tp_textgen_free(tp_model *m);
+
+/* GGUF checkpoints (gguf_tok.c): the tokenizer from tokenizer.ggml.* and the
+ * chat template from tokenizer.chat_template (TP_ERR_NOT_FOUND when absent). */
+struct tp_gguf;
+tp_status tp_gguf_load_tokenizer(const struct tp_gguf *g, tp_tokenizer **out, tp_error *err);
+tp_status tp_gguf_chat_template(const struct tp_gguf *g, tp_chat_template **out, tp_error *err);
 
 /* Borrows the model's thread pool for one call (blocks while another call
  * holds it); release with tp_model_unlock. */

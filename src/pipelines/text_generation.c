@@ -13,6 +13,7 @@
  */
 #include "batch/generate.h"
 #include "pipelines/model_internal.h"
+#include "io/gguf.h"
 #include "template/template.h"
 
 #include <ctype.h>
@@ -82,12 +83,14 @@ tp_status tp_textgen_init(tp_model *m, tp_error *err) {
     for (int i = 0; i < hp->n_eos && i < MAX_EOS; i++)
         g->eos[g->n_eos++] = hp->eos_ids[i];
 
-    char *path = tp_path_join(m->dir, "generation_config.json");
-    if (!path)
+    /* A GGUF checkpoint is self-contained: no generation_config.json (its eos
+     * ids come from the file's metadata, through hp). */
+    char *path = m->gguf ? NULL : tp_path_join(m->dir, "generation_config.json");
+    if (!path && !m->gguf)
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
     tp_json_doc doc = {0};
     tp_error e2;
-    tp_status st = tp_json_load(path, &doc, &e2);
+    tp_status st = path ? tp_json_load(path, &doc, &e2) : TP_ERR_NOT_FOUND;
     tp_free(path);
     if (st == TP_OK) {
         const cJSON *r = doc.root;
@@ -137,7 +140,9 @@ tp_status tp_textgen_init(tp_model *m, tp_error *err) {
 
     /* The chat template: its absence or failure only matters to chat calls. */
     tp_error ce;
-    g->chat_status = tp_chat_template_load(m->dir, &g->chat, &ce);
+    g->chat_status = m->gguf && tp_gguf_find_kv(m->gguf, "tokenizer.chat_template")
+                         ? tp_gguf_chat_template(m->gguf, &g->chat, &ce)
+                         : tp_chat_template_load(m->dir, &g->chat, &ce);
     if (g->chat_status != TP_OK) {
         g->chat = NULL;
         snprintf(g->chat_error, sizeof g->chat_error, "%s", ce.message);

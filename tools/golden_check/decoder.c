@@ -247,8 +247,8 @@ done:
 
 int golden_check_decoder(const char *case_dir, const cJSON *golden, char *why, size_t why_len) {
     tp_error err;
-    tp_json_doc cfg = {0};
-    tp_st_model *st_model = NULL;
+    tp_net_files files;
+    memset(&files, 0, sizeof files);
     tp_net *net = NULL;
     tp_pool *pool = NULL;
     dc_item *items = NULL;
@@ -258,14 +258,10 @@ int golden_check_decoder(const char *case_dir, const cJSON *golden, char *why, s
     int32_t eos[MAX_EOS];
     int n_eos = 0;
 
-    char *cpath = tp_path_join(case_dir, "config.json");
-    tp_status st = cpath ? tp_json_load(cpath, &cfg, &err) : TP_ERR_OUT_OF_MEMORY;
-    free(cpath);
-    if (st == TP_OK)
-        st = tp_st_open(case_dir, &st_model, &err);
+    /* The weights: the case folder, or --weights (e.g. a GGUF made from it). */
+    tp_status st = tp_net_files_open(golden_weights ? golden_weights : case_dir, &files, &err);
     if (st == TP_OK) {
-        tp_net_load_args a = {
-            .dir = case_dir, .config = &cfg, .st = st_model, .compute = TP_COMPUTE_F32};
+        tp_net_load_args a = tp_net_files_args(&files, TP_COMPUTE_F32);
         st = tp_net_load(&a, &net, &err);
     }
     if (st == TP_OK && net->kind != TP_NET_DECODER)
@@ -401,7 +397,6 @@ done:
     free(lg2);
     tp_pool_destroy(pool);
     tp_net_free(net);
-    tp_st_close(st_model);
-    tp_json_free(&cfg);
+    tp_net_files_close(&files);
     return rc;
 }

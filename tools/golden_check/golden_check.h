@@ -15,6 +15,10 @@
 #define GOLDEN_ATOL 1e-4
 #define GOLDEN_RTOL 1e-4
 
+/* --weights PATH: load the network from PATH (a model folder or a .gguf)
+ * instead of the case folder; golden.json still comes from the case. */
+extern const char *golden_weights;
+
 int golden_check_encoder(const char *case_dir, const cJSON *golden, char *why, size_t why_len);
 int golden_check_decoder(const char *case_dir, const cJSON *golden, char *why, size_t why_len);
 

@@ -53,13 +53,20 @@ static int check_case(const char *dir, char *why, size_t why_len) {
     return rc;
 }
 
+const char *golden_weights = NULL;
+
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: golden_check CASE_DIR...\n");
+    int first = 1;
+    if (argc >= 3 && !strcmp(argv[1], "--weights")) {
+        golden_weights = argv[2];
+        first = 3;
+    }
+    if (argc <= first) {
+        fprintf(stderr, "usage: golden_check [--weights PATH] CASE_DIR...\n");
         return 2;
     }
     int failed = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         const char *dir = argv[i];
         size_t n = strlen(dir);
         while (n > 1 && dir[n - 1] == '/')

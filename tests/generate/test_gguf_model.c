@@ -1,0 +1,309 @@
+/*
+ * test_gguf_model.c — decoders loaded from GGUF (src/io/gguf_model.c,
+ * src/models/net_files.c) against the same checkpoints loaded from their
+ * Hugging Face folders (tests/data/golden copies of ../shared/golden):
+ *
+ *   - each golden decoder is converted to GGUF (tests/generate/gguf_conv.h:
+ *     F32 files keep F32, the BF16 case keeps BF16 matrices);
+ *   - the hyper-parameters the decoder derives are identical field by field
+ *     (except Gemma3's norm_plus_one, which the GGUF view folds into the
+ *     stored weights), and the tensors are the same bytes;
+ *   - logits of every golden prompt are bit-identical to the HF path, and so
+ *     are greedy continuations run as one batch; golden_check --weights on
+ *     the GGUF (build/golden_check) then checks the golden numbers, packed ==
+ *     single and batched greedy continuations;
+ *   - corrupt / incomplete GGUF files give load errors naming the file and
+ *     the key or tensor.
+ */
+#include "batch/generate.h"
+#include "gguf_conv.h"
+#include "io/gguf.h"
+#include "models/decoder.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const kCases[] = {"qwen3_tied", "qwen3_untied_bf16",
+                                     "gemma3_pattern_linear_rope", "gemma3_layer_types_softcap"};
+
+typedef struct loaded {
+    tp_net_files f;
+    tp_net *net;
+} loaded;
+
+static int load(const char *path, loaded *L, tp_error *err) {
+    memset(L, 0, sizeof *L);
+    if (tp_net_files_open(path, &L->f, err))
+        return 1;
+    tp_net_load_args a = tp_net_files_args(&L->f, TP_COMPUTE_F32);
+    return tp_net_load(&a, &L->net, err) != TP_OK;
+}
+
+static void unload(loaded *L) {
+    tp_net_free(L->net);
+    tp_net_files_close(&L->f);
+}
+
+/* Logits after the last of ids[0..n), one sequence, fresh cache. */
+static void logits_of(const tp_net *net, const int32_t *ids, int n, float *out) {
+    const tp_dec_hparams *hp = tp_decoder_hparams(net);
+    size_t KD = (size_t)(hp->n_kv_heads * hp->head_dim), L = (size_t)hp->n_layers;
+    float **kb = calloc(L, sizeof *kb), **vb = calloc(L, sizeof *vb);
+    for (size_t l = 0; l < L; l++) {
+        kb[l] = calloc((size_t)n * KD, sizeof(float));
+        vb[l] = calloc((size_t)n * KD, sizeof(float));
+    }
+    tp_dec_seq s = {.ids = ids,
+                    .n_new = n,
+                    .pos0 = 0,
+                    .k_blocks = kb,
+                    .v_blocks = vb,
+                    .max_blocks = 1,
+                    .block_size = n,
+                    .logits = out};
+    tp_arena ar;
+    tp_error err;
+    CHECK(tp_arena_init(&ar, net->dec->scratch_bytes(net, (size_t)n, 1, 1), &err) == TP_OK);
+    CHECK(net->dec->forward(net, &s, 1, &ar, NULL, &err) == TP_OK);
+    tp_arena_free(&ar);
+    for (size_t l = 0; l < L; l++) {
+        free(kb[l]);
+        free(vb[l]);
+    }
+    free(kb);
+    free(vb);
+}
+
+static int32_t *json_ids(const cJSON *a, int *n) {
+    *n = cJSON_GetArraySize(a);
+    int32_t *v = malloc(sizeof *v * (size_t)(*n ? *n : 1));
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) v[i++] = (int32_t)x->valuedouble;
+    return v;
+}
+
+static void compare_hparams(const char *c, const tp_dec_hparams *a, const tp_dec_hparams *b) {
+    CHECK_MSG(a->family == b->family && a->vocab == b->vocab && a->hidden == b->hidden &&
+                  a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+                  a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim &&
+                  a->inter == b->inter && a->max_pos == b->max_pos,
+              "%s: dims differ", c);
+    CHECK_MSG(!memcmp(&a->eps, &b->eps, sizeof a->eps) && a->rope_theta == b->rope_theta &&
+                  a->rope_scale == b->rope_scale && a->rope_local_theta == b->rope_local_theta &&
+                  a->rope_local_scale == b->rope_local_scale,
+              "%s: eps/rope differ (theta %g/%g scale %g/%g local %g/%g)", c, a->rope_theta,
+              b->rope_theta, a->rope_scale, b->rope_scale, a->rope_local_theta,
+              b->rope_local_theta);
+    CHECK_MSG(!memcmp(&a->attn_scale, &b->attn_scale, 4) &&
+                  !memcmp(&a->final_softcap, &b->final_softcap, 4) &&
+                  !memcmp(&a->embed_scale, &b->embed_scale, 4),
+              "%s: attn_scale %.9g/%.9g softcap %g/%g", c, a->attn_scale, b->attn_scale,
+              a->final_softcap, b->final_softcap);
+    CHECK_MSG(a->sliding_window == b->sliding_window && a->sandwich_norms == b->sandwich_norms &&
+                  a->attention_bias == b->attention_bias && a->tied == b->tied && a->act == b->act,
+              "%s: window %d/%d tied %d/%d", c, a->sliding_window, b->sliding_window, a->tied,
+              b->tied);
+    for (int64_t l = 0; l < a->n_layers && l < b->n_layers; l++)
+        CHECK_MSG(a->layer_sliding[l] == b->layer_sliding[l], "%s: layer %lld sliding", c,
+                  (long long)l);
+    /* HF Gemma3 computes 1 + w; the GGUF weights already hold it. */
+    CHECK(a->norm_plus_one == (a->family == TP_DEC_GEMMA3));
+    CHECK(!b->norm_plus_one);
+    CHECK(a->bos_id == b->bos_id);
+    CHECK_MSG(a->n_eos == b->n_eos && !memcmp(a->eos_ids, b->eos_ids, sizeof(int32_t) * 4),
+              "%s: eos ids differ (%d vs %d)", c, a->n_eos, b->n_eos);
+}
+
+static void test_case(const char *c, const char *tmp) {
+    char rel[128], dir[4200], gg[4300];
+    snprintf(rel, sizeof rel, "golden/%s", c);
+    snprintf(dir, sizeof dir, "%s", tp_test_data(rel));
+    snprintf(gg, sizeof gg, "%s/%s.gguf", tmp, c);
+    tp_error err;
+    tp_status st = gguf_conv(dir, gg, TP_DTYPE_COUNT, &err);
+    CHECK_MSG(st == TP_OK, "convert %s: %s", c, err.message);
+    if (st)
+        return;
+    loaded H, G;
+    if (load(dir, &H, &err) || load(gg, &G, &err)) {
+        CHECK_MSG(0, "load %s: %s", c, err.message);
+        return;
+    }
+    CHECK(G.f.gguf != NULL && H.f.gguf == NULL);
+    const tp_dec_hparams *hh = tp_decoder_hparams(H.net), *hg = tp_decoder_hparams(G.net);
+    compare_hparams(c, hh, hg);
+    /* The matrices are the same bytes (GGUF keeps the checkpoint's dtype). */
+    const tp_st_tensor *a = tp_st_find(H.f.st, "model.layers.0.self_attn.q_proj.weight");
+    const tp_st_tensor *b = tp_st_find(G.f.st, "model.layers.0.self_attn.q_proj.weight");
+    CHECK(a && b && a->dtype == b->dtype && a->n_dims == 2 && b->n_dims == 2 &&
+          a->shape[0] == b->shape[0] && a->shape[1] == b->shape[1] && a->n_bytes == b->n_bytes &&
+          !memcmp(a->data, b->data, a->n_bytes));
+
+    /* Logits of every golden prompt: bit-identical. */
+    char gpath[4300];
+    snprintf(gpath, sizeof gpath, "%s/golden.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(tp_read_file(gpath, &text, &len, &err) == TP_OK);
+    cJSON *golden = cJSON_ParseWithLength(text, len);
+    tp_free(text);
+    size_t V = (size_t)hh->vocab;
+    float *la = malloc(V * sizeof(float)), *lb = malloc(V * sizeof(float));
+    int n_items = 0, n_same = 0;
+    tp_gen_item items[64];
+    int32_t *prompts[64];
+    const cJSON *grp, *it;
+    cJSON_ArrayForEach(grp, cJSON_GetObjectItemCaseSensitive(golden, "groups")) {
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(grp, "items")) {
+            int n;
+            int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(it, "input_ids"), &n);
+            logits_of(H.net, ids, n, la);
+            logits_of(G.net, ids, n, lb);
+            n_same += !memcmp(la, lb, V * sizeof(float));
+            if (n_items < 64) {
+                prompts[n_items] = ids;
+                memset(&items[n_items], 0, sizeof items[n_items]);
+                items[n_items].prompt = ids;
+                items[n_items].n_prompt = n;
+                items[n_items].max_new_tokens = 12;
+                items[n_items].sampling.temperature = 0.0f; /* greedy */
+                items[n_items].sampling.top_p = 1.0f;
+                items[n_items].sampling.repetition_penalty = 1.0f;
+                items[n_items].stop_ids = hh->eos_ids;
+                items[n_items].n_stop_ids = hh->n_eos;
+                n_items++;
+            } else {
+                free(ids);
+            }
+        }
+    }
+    CHECK_MSG(n_items > 5 && n_same == n_items, "%s: %d of %d prompts bit-identical", c, n_same,
+              n_items);
+    /* Greedy continuations of all prompts as one batch: same tokens. */
+    tp_gen_output *oa = calloc((size_t)n_items, sizeof *oa),
+                  *ob = calloc((size_t)n_items, sizeof *ob);
+    tp_gen_config gc = {0};
+    CHECK(tp_generate_run(H.net, &gc, items, (size_t)n_items, NULL, oa, NULL, &err) == TP_OK);
+    CHECK(tp_generate_run(G.net, &gc, items, (size_t)n_items, NULL, ob, NULL, &err) == TP_OK);
+    int same = 0;
+    for (int i = 0; i < n_items; i++) {
+        same += oa[i].status == TP_OK && ob[i].status == TP_OK &&
+                oa[i].n_tokens == ob[i].n_tokens && oa[i].n_tokens > 0 &&
+                !memcmp(oa[i].tokens, ob[i].tokens, sizeof(int32_t) * (size_t)oa[i].n_tokens);
+        tp_gen_output_free(&oa[i]);
+        tp_gen_output_free(&ob[i]);
+        free(prompts[i]);
+    }
+    CHECK_MSG(same == n_items, "%s: %d of %d continuations identical", c, same, n_items);
+    free(oa);
+    free(ob);
+    free(la);
+    free(lb);
+    cJSON_Delete(golden);
+    unload(&H);
+    unload(&G);
+    printf("%s: %d prompts bit-identical to the safetensors path, %d continuations identical\n", c,
+           n_same, same);
+
+    /* The golden checks themselves, through build/golden_check --weights. */
+    const char *build = getenv("TPIPE_BUILD");
+    if (build) {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "'%s/golden_check' --weights '%s' '%s'", build, gg, dir);
+        FILE *p = popen(cmd, "r");
+        char line[2048] = "";
+        int pass = 0;
+        while (p && fgets(line, sizeof line, p)) {
+            printf("golden_check on GGUF: %s", line);
+            pass += !strncmp(line, "PASS ", 5);
+        }
+        int rc = p ? pclose(p) : -1;
+        CHECK_MSG(rc == 0 && pass == 1, "%s: golden_check --weights failed", c);
+    }
+}
+
+/* Load errors on broken GGUF checkpoints name the file and what is wrong. */
+static void test_errors(const char *tmp) {
+    char dir[4200], gg[4300];
+    snprintf(dir, sizeof dir, "%s", tp_test_data("golden/qwen3_tied"));
+    snprintf(gg, sizeof gg, "%s/err.gguf", tmp);
+    tp_error err;
+    CHECK(gguf_conv(dir, gg, TP_DTYPE_COUNT, &err) == TP_OK);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(tp_read_file(gg, &data, &len, &err) == TP_OK);
+    loaded L;
+    /* Truncated: the reader's error. */
+    char bad[4300];
+    snprintf(bad, sizeof bad, "%s/trunc.gguf", tmp);
+    FILE *f = fopen(bad, "wb");
+    fwrite(data, 1, len - 100, f);
+    fclose(f);
+    CHECK(load(bad, &L, &err) != 0);
+    CHECK_MSG(strstr(err.message, "trunc.gguf") && strstr(err.message, "past the end"), "%s",
+              err.message);
+    unload(&L);
+    /* Missing tensor: rename blk.1.attn_k.weight -> blk.1.attn_x.weight. */
+    char *hit = memmem(data, len, "blk.1.attn_k.weight", 19);
+    CHECK(hit != NULL);
+    if (hit) {
+        hit[10] = 'x';
+        snprintf(bad, sizeof bad, "%s/missing.gguf", tmp);
+        f = fopen(bad, "wb");
+        fwrite(data, 1, len, f);
+        fclose(f);
+        CHECK(load(bad, &L, &err) != 0);
+        CHECK_MSG(strstr(err.message, "missing.gguf") && strstr(err.message, "blk.1.attn_k.weight"),
+                  "%s", err.message);
+        unload(&L);
+        hit[10] = 'k';
+    }
+    /* Unsupported architecture. */
+    hit = memmem(data, len, "qwen3", 5);
+    if (hit) {
+        memcpy(hit, "llama", 5);
+        snprintf(bad, sizeof bad, "%s/arch.gguf", tmp);
+        f = fopen(bad, "wb");
+        fwrite(data, 1, len, f);
+        fclose(f);
+        CHECK(load(bad, &L, &err) != 0);
+        CHECK_MSG(err.status == TP_ERR_UNSUPPORTED && strstr(err.message, "arch.gguf") &&
+                      strstr(err.message, "llama"),
+                  "%s", err.message);
+        unload(&L);
+    }
+    tp_free(data);
+    /* A folder with exactly one .gguf is that checkpoint; with two it is not. */
+    char sub[4300], p2[4400];
+    snprintf(sub, sizeof sub, "%s/one", tmp);
+    mkdir(sub, 0755);
+    snprintf(p2, sizeof p2, "%s/model.GGUF", sub);
+    CHECK(gguf_conv(dir, p2, TP_DTYPE_COUNT, &err) == TP_OK);
+    char *found = NULL;
+    CHECK(tp_gguf_checkpoint_path(sub, &found) && found && !strcmp(found, p2));
+    tp_free(found);
+    CHECK(load(sub, &L, &err) == 0);
+    unload(&L);
+    snprintf(p2, sizeof p2, "%s/second.gguf", sub);
+    CHECK(gguf_conv(dir, p2, TP_DTYPE_COUNT, &err) == TP_OK);
+    CHECK(!tp_gguf_checkpoint_path(sub, &found) && !found);
+    CHECK(!tp_gguf_checkpoint_path(dir, &found)); /* a safetensors folder */
+}
+
+int main(void) {
+    char tmp[] = "/tmp/tpipe-gguf-model-XXXXXX";
+    if (!mkdtemp(tmp))
+        return 1;
+    for (size_t i = 0; i < sizeof kCases / sizeof kCases[0]; i++)
+        test_case(kCases[i], tmp);
+    test_errors(tmp);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return tp_test_exit();
+}
