@@ -24,6 +24,7 @@
  * cached, the cached snapshot is used.
  */
 #include "net/net.h"
+#include "io/gguf.h"
 #include "io/resolve.h"
 
 #include <cjson/cJSON.h>
@@ -1104,6 +1105,11 @@ tp_status tp_model_resolve(const char *id_or_path, const tp_resolve_params *para
     const tp_resolve_params *p = params ? params : &defaults;
     if (!*id_or_path)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "empty model name");
+    char *gguf = NULL;
+    if (tp_gguf_checkpoint_path(id_or_path, &gguf)) { /* a local GGUF checkpoint */
+        *path = gguf;
+        return TP_OK;
+    }
     if (tp_dir_exists(id_or_path)) {
         *path = tp_strdup(id_or_path);
         return *path ? TP_OK : tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");

@@ -8,10 +8,7 @@
  * The description points into the GGUF mapping (strings are length-delimited
  * there); only the two arrays of string views are allocated here.
  */
-#include "pipelines/model_internal.h"
-
-#include "io/gguf.h"
-#include "template/template.h"
+#include "pipelines/gguf_tok.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -168,5 +165,90 @@ tp_status tp_gguf_chat_template(const tp_gguf *g, tp_chat_template **out, tp_err
         return st;
     }
     *out = ct;
+    return TP_OK;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static tp_status set_strv(tp_gguf_writer *w, const char *key, tp_tok_gguf_str v, tp_error *err) {
+    return v.s ? tp_gguf_set_strn(w, key, v.s, v.len, err) : TP_OK;
+}
+
+static tp_status set_str_arr(tp_gguf_writer *w, const char *key, const tp_tok_gguf_str *v, size_t n,
+                             tp_error *err) {
+    if (!v)
+        return TP_OK;
+    const char **s = tp_malloc_array(n ? n : 1, sizeof *s);
+    size_t *l = tp_malloc_array(n ? n : 1, sizeof *l);
+    tp_status st = TP_OK;
+    if (!s || !l)
+        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+    for (size_t i = 0; st == TP_OK && i < n; i++) {
+        s[i] = v[i].s ? v[i].s : "";
+        l[i] = v[i].s ? v[i].len : 0;
+    }
+    if (st == TP_OK)
+        st = tp_gguf_set_arr_str(w, key, s, l, n, err);
+    tp_free(s);
+    tp_free(l);
+    return st;
+}
+
+tp_status tp_gguf_set_tokenizer(tp_gguf_writer *w, const tp_tok_gguf_desc *d, tp_error *err) {
+    if (!w || !d)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_gguf_set_tokenizer: NULL argument");
+    tp_status st;
+    if ((st = set_strv(w, "tokenizer.ggml.model", d->model, err)) ||
+        (st = set_strv(w, "tokenizer.ggml.pre", d->pre, err)) ||
+        (st = set_str_arr(w, "tokenizer.ggml.tokens", d->tokens, d->n_tokens, err)) ||
+        (d->scores && (st = tp_gguf_set_arr(w, "tokenizer.ggml.scores", TP_GGUF_FLOAT32, d->scores,
+                                            d->n_scores, err))) ||
+        (d->token_type && (st = tp_gguf_set_arr(w, "tokenizer.ggml.token_type", TP_GGUF_INT32,
+                                                d->token_type, d->n_token_type, err))) ||
+        (st = set_str_arr(w, "tokenizer.ggml.merges", d->merges, d->n_merges, err)))
+        return st;
+    const struct {
+        const char *key;
+        int64_t v;
+    } ids[] = {
+        {"tokenizer.ggml.bos_token_id", d->bos_id},
+        {"tokenizer.ggml.eos_token_id", d->eos_id},
+        {"tokenizer.ggml.unknown_token_id", d->unk_id},
+        {"tokenizer.ggml.padding_token_id", d->pad_id},
+        {"tokenizer.ggml.seperator_token_id", d->sep_id},
+        {"tokenizer.ggml.cls_token_id", d->cls_id},
+        {"tokenizer.ggml.mask_token_id", d->mask_id},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].v >= 0 && ids[i].v <= (int64_t)UINT32_MAX &&
+            (st = tp_gguf_set_u32(w, ids[i].key, (uint32_t)ids[i].v, err)))
+            return st;
+    const struct {
+        const char *key;
+        int v;
+    } flags[] = {
+        {"tokenizer.ggml.add_bos_token", d->add_bos},
+        {"tokenizer.ggml.add_eos_token", d->add_eos},
+        {"tokenizer.ggml.add_sep_token", d->add_sep},
+        {"tokenizer.ggml.add_space_prefix", d->add_space_prefix},
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (flags[i].v >= 0 && (st = tp_gguf_set_bool(w, flags[i].key, flags[i].v != 0, err)))
+            return st;
+    if ((st = set_strv(w, "tokenizer.chat_template", d->chat_template, err)))
+        return st;
+    if (d->n_named_templates && d->template_names && d->named_templates) {
+        if ((st = set_str_arr(w, "tokenizer.chat_templates", d->template_names,
+                              d->n_named_templates, err)))
+            return st;
+        for (size_t i = 0; i < d->n_named_templates; i++) {
+            char key[300];
+            snprintf(key, sizeof key, "tokenizer.chat_template.%.*s",
+                     (int)(d->template_names[i].len < 200 ? d->template_names[i].len : 200),
+                     d->template_names[i].s ? d->template_names[i].s : "");
+            if ((st = set_strv(w, key, d->named_templates[i], err)))
+                return st;
+        }
+    }
     return TP_OK;
 }

@@ -15,6 +15,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "models/model.h"
+#include "pipelines/gguf_tok.h"
 #include "tokenizer/tokenizer.h"
 
 #include <pthread.h>
@@ -58,12 +59,6 @@ struct tp_model {
  * tp_model_load once the net and tokenizer are loaded, and by tp_model_free. */
 tp_status tp_textgen_init(tp_model *m, tp_error *err);
 void tp_textgen_free(tp_model *m);
-
-/* GGUF checkpoints (gguf_tok.c): the tokenizer from tokenizer.ggml.* and the
- * chat template from tokenizer.chat_template (TP_ERR_NOT_FOUND when absent). */
-struct tp_gguf;
-tp_status tp_gguf_load_tokenizer(const struct tp_gguf *g, tp_tokenizer **out, tp_error *err);
-tp_status tp_gguf_chat_template(const struct tp_gguf *g, tp_chat_template **out, tp_error *err);
 
 /* Borrows the model's thread pool for one call (blocks while another call
  * holds it); release with tp_model_unlock. */

@@ -17,9 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* mat_dtype: TP_DTYPE_COUNT = keep the checkpoint's dtype. */
-static inline tp_status gguf_conv(const char *hf_dir, const char *out_path, tp_dtype mat_dtype,
-                                  tp_error *err) {
+/* Adds keys before the tensors are written (e.g. the tokenizer). */
+typedef tp_status (*gguf_conv_extra_fn)(tp_gguf_writer *w, void *user, tp_error *err);
+
+/* mat_dtype: TP_DTYPE_COUNT = keep the checkpoint's dtype. extra may be NULL. */
+static inline tp_status gguf_conv_ex(const char *hf_dir, const char *out_path, tp_dtype mat_dtype,
+                                     gguf_conv_extra_fn extra, void *user, tp_error *err) {
     char cfg_path[4200];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", hf_dir);
     tp_json_doc doc = {0};
@@ -42,6 +45,8 @@ static inline tp_status gguf_conv(const char *hf_dir, const char *out_path, tp_d
     if ((s = tp_json_int(&doc, doc.root, "bos_token_id", -1, &bos, err)))
         goto done;
     if (bos >= 0 && (s = tp_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos, err)))
+        goto done;
+    if (extra && (s = extra(w, user, err)))
         goto done;
     n = tp_st_count(st);
     bufs = calloc(n ? n : 1, sizeof *bufs);
@@ -96,6 +101,11 @@ done:
     tp_st_close(st);
     tp_json_free(&doc);
     return s;
+}
+
+static inline tp_status gguf_conv(const char *hf_dir, const char *out_path, tp_dtype mat_dtype,
+                                  tp_error *err) {
+    return gguf_conv_ex(hf_dir, out_path, mat_dtype, NULL, NULL, err);
 }
 
 #endif

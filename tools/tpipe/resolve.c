@@ -4,6 +4,7 @@
  * src/net), with a download progress bar on stderr.
  */
 #include "cli.h"
+#include "io/gguf.h"
 #include "io/resolve.h"
 
 #include <stdlib.h>
@@ -30,6 +31,10 @@ static int on_download(const char *file, uint64_t done, uint64_t total, void *us
 #endif
 
 char *cli_resolve_model(const char *cmd, const cli_common *common, unsigned files) {
+    /* A GGUF checkpoint (a .gguf file, or a folder with exactly one) is used as it is. */
+    char *gguf = NULL;
+    if (tp_gguf_checkpoint_path(common->model, &gguf))
+        return gguf;
 #ifdef TPIPE_NO_NET
     /* built without libcurl: local folders and the local cache only */
     (void)files;
