@@ -163,6 +163,27 @@ static void qgemm_task(void *vctx, size_t task, int thread) {
     c->kt->qgemm(&c->a, m0, m1, n0, n1);
 }
 
+/* Rows of x quantized in parallel (each block by the one shared function, so
+ * the split changes nothing). */
+typedef struct qx_ctx {
+    const float *x;
+    size_t ldx, m, K, blk, rows_per_task;
+    const tp_qx *q;
+} qx_ctx;
+
+static void qx_task(void *vctx, size_t task, int thread) {
+    (void)thread;
+    const qx_ctx *c = vctx;
+    size_t r0 = task * c->rows_per_task;
+    size_t r1 = r0 + c->rows_per_task < c->m ? r0 + c->rows_per_task : c->m;
+    tp_qx part = *c->q;
+    part.qs += r0 * part.ldq;
+    part.d += r0 * part.ldd;
+    if (part.bs)
+        part.bs += r0 * part.ldb;
+    tp_qx_quantize(c->x + r0 * c->ldx, c->ldx, r1 - r0, c->K, c->blk, &part);
+}
+
 /* Bytes of the quantized copy of one row of K (qs padded to 64 bytes, scales,
  * sums of 16 for the K-quants). */
 static size_t qx_row_bytes(size_t K, size_t blk, size_t *ldq) {
@@ -201,7 +222,13 @@ static void qmatmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ld
         q.ldd = K / blk;
         q.bs = blk == 32 ? NULL : (const int16_t *)(void *)(buf + m * ldq + m * (K / blk) * 4);
         q.ldb = K / 16;
-        tp_qx_quantize(x, ldx, m, K, blk, &q);
+        size_t threads = pool ? (size_t)tp_pool_size(pool) : 1;
+        if (threads > 1 && m >= 8) {
+            qx_ctx qc = {x, ldx, m, K, blk, (m + 2 * threads - 1) / (2 * threads), &q};
+            tp_pool_run(pool, (m + qc.rows_per_task - 1) / qc.rows_per_task, qx_task, &qc);
+        } else {
+            tp_qx_quantize(x, ldx, m, K, blk, &q);
+        }
         c.a.xq = &q;
     } else {
         c.a.xq = NULL;
