@@ -167,7 +167,8 @@ static void qgemm_task(void *vctx, size_t task, int thread) {
  * the split changes nothing). */
 typedef struct qx_ctx {
     const float *x;
-    size_t ldx, m, K, blk, rows_per_task;
+    size_t ldx, m, K, rows_per_task;
+    tp_dtype wt;
     const tp_qx *q;
 } qx_ctx;
 
@@ -181,7 +182,7 @@ static void qx_task(void *vctx, size_t task, int thread) {
     part.d += r0 * part.ldd;
     if (part.bs)
         part.bs += r0 * part.ldb;
-    tp_qx_quantize(c->x + r0 * c->ldx, c->ldx, r1 - r0, c->K, c->blk, &part);
+    tp_qx_quantize(c->x + r0 * c->ldx, c->ldx, r1 - r0, c->K, c->wt, &part);
 }
 
 /* Bytes of the quantized copy of one row of K (qs padded to 64 bytes, scales,
@@ -224,10 +225,10 @@ static void qmatmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ld
         q.ldb = K / 16;
         size_t threads = pool ? (size_t)tp_pool_size(pool) : 1;
         if (threads > 1 && m >= 8) {
-            qx_ctx qc = {x, ldx, m, K, blk, (m + 2 * threads - 1) / (2 * threads), &q};
+            qx_ctx qc = {x, ldx, m, K, (m + 2 * threads - 1) / (2 * threads), l->dtype, &q};
             tp_pool_run(pool, (m + qc.rows_per_task - 1) / qc.rows_per_task, qx_task, &qc);
         } else {
-            tp_qx_quantize(x, ldx, m, K, blk, &q);
+            tp_qx_quantize(x, ldx, m, K, l->dtype, &q);
         }
         c.a.xq = &q;
     } else {

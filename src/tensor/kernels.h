@@ -72,9 +72,19 @@ typedef struct tp_qgemm_args {
 size_t tp_qx_block(tp_dtype wt);
 /* Quantizes one block of blk floats (the shared definition every ISA uses). */
 void tp_qx_quantize_block(const float *x, size_t blk, int8_t *qs, float *d, int16_t *bs);
-/* Quantizes rows [0, m) of x into buffers laid out as in q (already pointing
- * at the caller's memory). */
-void tp_qx_quantize(const float *x, size_t ldx, size_t m, size_t K, size_t blk, const tp_qx *q);
+/* Q4_K weights: where activation e of a 256-block is stored. In each 128 the
+ * 32-groups are in the order 0, 2, 1, 3 (sub-blocks 0 and 2 are the low
+ * nibbles of 64 weight bytes, 1 and 3 their high nibbles). */
+static inline int tp_qx_q4k_pos(int e) {
+    static const int8_t grp[4] = {0, 64, 32, 96};
+    return (e & ~127) + grp[(e >> 5) & 3] + (e & 31);
+}
+/* One activation block for weights of dtype wt (the order above for Q4_K;
+ * bs unused for Q8_0). */
+void tp_qx_quantize_wblock(tp_dtype wt, const float *x, int8_t *qs, float *d, int16_t *bs);
+/* Quantizes rows [0, m) of x for weights of dtype wt into buffers laid out as
+ * in q (already pointing at the caller's memory). */
+void tp_qx_quantize(const float *x, size_t ldx, size_t m, size_t K, tp_dtype wt, const tp_qx *q);
 
 typedef struct tp_kernel_table {
     const char *name;

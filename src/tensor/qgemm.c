@@ -5,7 +5,9 @@
  *
  * Definition. Each row of x is quantized per block (tp_qx_quantize_block:
  * d = amax/127, qs = round(x * 127/amax)), 32-blocks for Q8_0 weights and
- * 256-blocks (plus sums of 16) for the K-quants. Output y[i][n] is then, over
+ * 256-blocks (plus sums of 16) for the K-quants; for Q4_K the 32-element
+ * groups are stored in the order the weight nibbles come in a 64-byte load
+ * (tp_qx_q4k_pos), which changes no value. Output y[i][n] is then, over
  * the weight blocks b in order, with exact int32 block sums:
  *   Q8_0: acc = fma(dx_b * dw_b, (float)sum_k qw qx, acc)
  *   Q4_K: S1 = sum_j sc_j * sum_{k in j} q_k qx_k,  S2 = sum_j m_j * sum_{k in j} qx_k
@@ -56,14 +58,26 @@ void tp_qx_quantize_block(const float *x, size_t blk, int8_t *qs, float *d, int1
         }
 }
 
-void tp_qx_quantize(const float *x, size_t ldx, size_t m, size_t K, size_t blk, const tp_qx *q) {
+void tp_qx_quantize_wblock(tp_dtype wt, const float *x, int8_t *qs, float *d, int16_t *bs) {
+    if (wt != TP_DTYPE_Q4_K) {
+        tp_qx_quantize_block(x, tp_qx_block(wt), qs, d, wt == TP_DTYPE_Q8_0 ? NULL : bs);
+        return;
+    }
+    int8_t nat[TP_QK_K];
+    tp_qx_quantize_block(x, TP_QK_K, nat, d, bs);
+    for (int e = 0; e < TP_QK_K; e += 32)
+        memcpy(qs + tp_qx_q4k_pos(e), nat + e, 32);
+}
+
+void tp_qx_quantize(const float *x, size_t ldx, size_t m, size_t K, tp_dtype wt, const tp_qx *q) {
     int8_t *qs = (int8_t *)q->qs;
     float *d = (float *)q->d;
     int16_t *bs = (int16_t *)q->bs;
+    size_t blk = tp_qx_block(wt);
     for (size_t r = 0; r < m; r++)
         for (size_t b = 0; b < K / blk; b++)
-            tp_qx_quantize_block(x + r * ldx + b * blk, blk, qs + r * q->ldq + b * blk,
-                                 d + r * q->ldd + b, bs ? bs + r * q->ldb + b * (blk / 16) : NULL);
+            tp_qx_quantize_wblock(wt, x + r * ldx + b * blk, qs + r * q->ldq + b * blk,
+                                  d + r * q->ldd + b, bs ? bs + r * q->ldb + b * (blk / 16) : NULL);
 }
 
 /* ---- reference kernel ---- */
@@ -84,8 +98,7 @@ static void get_xblock(const tp_qgemm_args *a, size_t i, size_t b, size_t blk, x
         xb->d = q->d[i * q->ldd + b];
         xb->bs = q->bs ? q->bs + i * q->ldb + b * (blk / 16) : NULL;
     } else {
-        tp_qx_quantize_block(a->x + i * a->ldx + b * blk, blk, xb->qbuf, &xb->d,
-                             blk == TP_QK_K ? xb->sbuf : NULL);
+        tp_qx_quantize_wblock(a->l->dtype, a->x + i * a->ldx + b * blk, xb->qbuf, &xb->d, xb->sbuf);
         xb->qs = xb->qbuf;
         xb->bs = blk == TP_QK_K ? xb->sbuf : NULL;
     }
@@ -117,7 +130,7 @@ static float ref_dot(const tp_qgemm_args *a, size_t i, const uint8_t *w, size_t 
                     int e = 32 * j + l; /* element e: byte 32*(j/2) + l, nibble j%2 */
                     uint8_t byte = wb.qs[32 * (j / 2) + l];
                     int q = (j % 2) ? byte >> 4 : byte & 15;
-                    dot += q * xb.qs[e];
+                    dot += q * xb.qs[tp_qx_q4k_pos(e)];
                 }
                 s1 += sc * dot;
                 s2 += m * (xb.bs[2 * j] + xb.bs[2 * j + 1]);

@@ -133,9 +133,11 @@ AI void q4k_tile(const tp_qx *xq, const uint8_t *const w[NC], size_t rb, size_t 
             __m256i xl[RMAX], xh[RMAX];
             UNROLL
             for (int r = 0; r < R; r++) {
-                const int8_t *xp = xq->qs + (i + r) * xq->ldq + 256 * b + 64 * k;
+                /* sub-blocks 2k and 2k+1 in the tp_qx_q4k_pos order */
+                const int8_t *xp =
+                    xq->qs + (i + r) * xq->ldq + 256 * b + 128 * (k / 2) + 32 * (k % 2);
                 xl[r] = _mm256_loadu_si256((const __m256i *)xp);
-                xh[r] = _mm256_loadu_si256((const __m256i *)(xp + 32));
+                xh[r] = _mm256_loadu_si256((const __m256i *)(xp + 64));
             }
             UNROLL
             for (int c = 0; c < NC; c++) {

@@ -4,9 +4,10 @@
  * has it; the same bits as the reference kernel in qgemm.c on every path.
  *
  * Integer part, per 64 weights in one zmm:
- *   Q4_K: 32 bytes of nibbles become 64 bytes (low nibbles | high nibbles: the
- *         64 consecutive elements of two sub-blocks), VPMADDUBSW with x, then
- *         VPMADDWD (or VPDPWSSD) by the two sub-block scales (one VPERMW);
+ *   Q4_K: 64 bytes of nibbles give two zmm of levels (low nibbles: sub-blocks
+ *         4h and 4h+2; high: 4h+1 and 4h+3; x is stored in that order),
+ *         VPMADDUBSW with x, then VPMADDWD (or VPDPWSSD) by the two sub-block
+ *         scales of each (one VPERMW);
  *   Q6_K: 64 bytes of ql and 32 of qh give 2 x 64 six-bit levels, same steps
  *         with four int8 scales per zmm; the -32 offset as 32 * sum sc_j * bs_j;
  *   Q8_0: two blocks per zmm, |w| times x with w's sign (masked negate), then
@@ -174,22 +175,16 @@ AI void q4k_scales(const uint8_t *s12, __m128i *sc, __m128i *mn) {
     *mn = _mm_cvtepu8_epi16(_mm_setr_epi32((int)m, (int)e, 0, 0));
 }
 
+AI __m512i idx2(int lo, int hi) { /* int16 lanes 0..15 = lo, 16..31 = hi */
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
+}
+
 AI void q4k_tile(const tp_qx *xq, const uint8_t *const w[NC], size_t rb, size_t i, size_t nb,
                  const int R, const bool vnni, __m128 *accf) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    /* int16 lane l of zmm k takes scale 2k + l/16; min j twice (pairs of bs) */
-    const __m512i idx[4] = {
-        _mm512_set_epi64(0x0001000100010001, 0x0001000100010001, 0x0001000100010001,
-                         0x0001000100010001, 0, 0, 0, 0),
-        _mm512_set_epi64(0x0003000300030003, 0x0003000300030003, 0x0003000300030003,
-                         0x0003000300030003, 0x0002000200020002, 0x0002000200020002,
-                         0x0002000200020002, 0x0002000200020002),
-        _mm512_set_epi64(0x0005000500050005, 0x0005000500050005, 0x0005000500050005,
-                         0x0005000500050005, 0x0004000400040004, 0x0004000400040004,
-                         0x0004000400040004, 0x0004000400040004),
-        _mm512_set_epi64(0x0007000700070007, 0x0007000700070007, 0x0007000700070007,
-                         0x0007000700070007, 0x0006000600060006, 0x0006000600060006,
-                         0x0006000600060006, 0x0006000600060006)};
+    /* 64 weight bytes 64h..64h+63: low nibbles = sub-blocks 4h and 4h+2, high
+     * nibbles = 4h+1 and 4h+3; x is stored in that order (tp_qx_q4k_pos) */
+    const __m512i idx_lo[2] = {idx2(0, 2), idx2(4, 6)}, idx_hi[2] = {idx2(1, 3), idx2(5, 7)};
     const __m256i idx_dup = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     UNROLL
     for (int r = 0; r < R; r++)
@@ -208,20 +203,27 @@ AI void q4k_tile(const tp_qx *xq, const uint8_t *const w[NC], size_t rb, size_t 
         for (int c = 0; c < NC; c++)
             acc[r][c] = _mm512_setzero_si512();
         UNROLL
-        for (int k = 0; k < 4; k++) {
-            __m512i xv[RMAX];
+        for (int h = 0; h < 2; h++) {
+            __m512i xl[RMAX], xh[RMAX];
             UNROLL
-            for (int r = 0; r < R; r++)
-                xv[r] = _mm512_loadu_si512((const void *)(xrow(xq, i + r) + 256 * b + 64 * k));
+            for (int r = 0; r < R; r++) {
+                const int8_t *xp = xrow(xq, i + r) + 256 * b + 128 * h;
+                xl[r] = _mm512_loadu_si512((const void *)xp);
+                xh[r] = _mm512_loadu_si512((const void *)(xp + 64));
+            }
             UNROLL
             for (int c = 0; c < NC; c++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)(w[c] + off + 16 + 32 * k));
-                __m512i z = _mm512_and_si512(
-                    _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
-                __m512i s = _mm512_permutexvar_epi16(idx[k], _mm512_castsi128_si512(sc[c]));
+                __m512i v = _mm512_loadu_si512((const void *)(w[c] + off + 16 + 64 * h));
+                __m512i zl = _mm512_and_si512(v, m4);
+                __m512i zh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                __m512i s16 = _mm512_castsi128_si512(sc[c]);
+                __m512i sl = _mm512_permutexvar_epi16(idx_lo[h], s16);
+                __m512i sh = _mm512_permutexvar_epi16(idx_hi[h], s16);
                 UNROLL
-                for (int r = 0; r < R; r++)
-                    acc[r][c] = dp_i16(acc[r][c], _mm512_maddubs_epi16(z, xv[r]), s, vnni);
+                for (int r = 0; r < R; r++) {
+                    acc[r][c] = dp_i16(acc[r][c], _mm512_maddubs_epi16(zl, xl[r]), sl, vnni);
+                    acc[r][c] = dp_i16(acc[r][c], _mm512_maddubs_epi16(zh, xh[r]), sh, vnni);
+                }
             }
         }
         __m128 d = load_d4(w, off), dmin = load_d4(w, off + 2);
