@@ -14,7 +14,8 @@
  * then the final norm and the LM head only at the rows whose logits are wanted.
  *
  * Weights are used in the checkpoint's dtype straight from the mmap (BF16 in
- * place); norm weights and biases are small f32 copies.
+ * place, GGUF's Q8_0/Q4_K/Q6_K blocks too); norm weights and biases are small
+ * f32 copies.
  */
 #include "models/decoder.h"
 
@@ -182,6 +183,13 @@ static tp_status get_vec(const tp_net_load_args *a, const tp_dec_hparams *hp, co
     return st;
 }
 
+/* Matrix dtypes the kernels take: the float types, and GGUF's block-quantized
+ * types (tp_matmul multiplies them with int8-quantized activations; tp_embed
+ * dequantizes rows). */
+static bool weight_dtype_ok(tp_dtype t) {
+    return t == TP_DTYPE_F32 || t == TP_DTYPE_BF16 || t == TP_DTYPE_F16 || tp_dtype_is_quant(t);
+}
+
 static tp_status get_linear(const tp_net_load_args *a, const tp_dec_hparams *hp, const char *suffix,
                             long layer, int64_t n_out, int64_t n_in, tp_linear *l, tp_error *err) {
     int64_t shape[2] = {n_out, n_in};
@@ -189,9 +197,10 @@ static tp_status get_linear(const tp_net_load_args *a, const tp_dec_hparams *hp,
     tp_status st = get_tensor(a, hp, suffix, layer, 2, shape, &t, err);
     if (st != TP_OK)
         return st;
-    if (t->dtype != TP_DTYPE_F32 && t->dtype != TP_DTYPE_BF16 && t->dtype != TP_DTYPE_F16)
-        return tp_fail(err, TP_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (need F32/BF16/F16)",
-                       t->file, t->name, tp_dtype_name(t->dtype));
+    if (!weight_dtype_ok(t->dtype))
+        return tp_fail(err, TP_ERR_UNSUPPORTED,
+                       "%s: tensor '%s' has dtype %s (need F32/BF16/F16/Q8_0/Q4_K/Q6_K)", t->file,
+                       t->name, tp_dtype_name(t->dtype));
     memset(l, 0, sizeof *l);
     l->w = t->data;
     l->dtype = t->dtype;
@@ -335,9 +344,9 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
     st = get_tensor(a, p, "embed_tokens.weight", -1, 2, eshape, &d->embed, err);
     if (st != TP_OK)
         goto fail;
-    if (d->embed->dtype != TP_DTYPE_F32 && d->embed->dtype != TP_DTYPE_BF16 &&
-        d->embed->dtype != TP_DTYPE_F16) {
-        st = tp_fail(err, TP_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (need F32/BF16/F16)",
+    if (!weight_dtype_ok(d->embed->dtype)) {
+        st = tp_fail(err, TP_ERR_UNSUPPORTED,
+                     "%s: tensor '%s' has dtype %s (need F32/BF16/F16/Q8_0/Q4_K/Q6_K)",
                      d->embed->file, d->embed->name, tp_dtype_name(d->embed->dtype));
         goto fail;
     }
@@ -382,8 +391,10 @@ tp_status tp_decoder_load(const tp_net_load_args *a, tp_dec_hparams *hp, tp_net 
          * nothing between: then [gate; up] is one (2F, D) matrix in place, the
          * [gate | up] layout tp_glu reads. Each output element is the same
          * function of (x row, W row) either way, so results are identical. */
-        size_t wbytes = (size_t)F * (size_t)D * tp_dtype_size(ly->w_gate.dtype);
-        if (ly->w_up.dtype == ly->w_gate.dtype &&
+        size_t row_bytes = 0, wbytes = 0;
+        if (tp_dtype_row_bytes(ly->w_gate.dtype, (uint64_t)D, &row_bytes))
+            wbytes = (size_t)F * row_bytes; /* F rows: whole blocks for quantized types */
+        if (wbytes && ly->w_up.dtype == ly->w_gate.dtype &&
             (const char *)ly->w_gate.w + wbytes == (const char *)ly->w_up.w) {
             ly->w_gate_up = ly->w_gate;
             ly->w_gate_up.packed = NULL;

@@ -16,6 +16,7 @@
  *     the key or tensor.
  */
 #include "batch/generate.h"
+#include "convert/convert.h"
 #include "gguf_conv.h"
 #include "io/gguf.h"
 #include "models/decoder.h"
@@ -294,12 +295,238 @@ static void test_errors(const char *tmp) {
     CHECK(!tp_gguf_checkpoint_path(dir, &found)); /* a safetensors folder */
 }
 
+/* Quantized GGUF (tpipe convert's library, src/convert): the golden decoders as
+ * Q8_0 / Q4_K_M files load with quantized matrices, their logits stay near the
+ * F32 file's (how many greedy continuations still equal the golden ones is
+ * printed), and a batch gives each item exactly what it gets alone. */
+static void test_quant(const char *c, const char *tmp, tp_conv_type type, double tol) {
+    char rel[128], dir[4200], gg[4300], gf[4300];
+    snprintf(rel, sizeof rel, "golden/%s", c);
+    snprintf(dir, sizeof dir, "%s", tp_test_data(rel));
+    snprintf(gg, sizeof gg, "%s/%s.%s.gguf", tmp, c, tp_conv_type_name(type));
+    snprintf(gf, sizeof gf, "%s/%s.gguf", tmp, c); /* the F32/BF16 file of test_case */
+    tp_error err;
+    tp_conv_params cp = tp_conv_default_params();
+    cp.type = type;
+    cp.overwrite = true;
+    tp_conv_report rep;
+    memset(&rep, 0, sizeof rep);
+    tp_status st = tp_convert(dir, gg, &cp, &rep, &err);
+    CHECK_MSG(st == TP_OK, "convert %s to %s: %s", c, tp_conv_type_name(type), err.message);
+    if (st)
+        return;
+    int n_quant = 0;
+    for (size_t i = 0; i < rep.n_tensors; i++)
+        n_quant += tp_dtype_is_quant(rep.tensors[i].type);
+    tp_conv_report_free(&rep);
+    loaded Q, F;
+    if (load(gg, &Q, &err) || load(gf, &F, &err)) {
+        CHECK_MSG(0, "load %s: %s", gg, err.message);
+        return;
+    }
+    int n_loaded_quant = 0;
+    for (size_t i = 0; i < tp_st_count(Q.f.st); i++)
+        n_loaded_quant += tp_dtype_is_quant(tp_st_at(Q.f.st, i)->dtype);
+    CHECK_MSG(n_quant > 0 && n_loaded_quant == n_quant, "%s %s: %d quantized tensors, %d loaded", c,
+              tp_conv_type_name(type), n_quant, n_loaded_quant);
+    const tp_dec_hparams *hp = tp_decoder_hparams(Q.net);
+    char gpath[4300];
+    snprintf(gpath, sizeof gpath, "%s/golden.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(tp_read_file(gpath, &text, &len, &err) == TP_OK);
+    cJSON *golden = cJSON_ParseWithLength(text, len);
+    tp_free(text);
+    const cJSON *ge = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(golden, "details"),
+                                         "generation"),
+        "eos_token_ids");
+    int n_eos = 0;
+    int32_t *eos = json_ids(ge, &n_eos);
+    size_t V = (size_t)hp->vocab;
+    float *lq = malloc(V * sizeof(float)), *lf = malloc(V * sizeof(float));
+    double worst = 0;
+    tp_gen_item items[64];
+    int32_t *prompts[64], *want[64];
+    int n_want[64], n_items = 0;
+    const cJSON *grp, *it;
+    cJSON_ArrayForEach(grp, cJSON_GetObjectItemCaseSensitive(golden, "groups")) {
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(grp, "items")) {
+            int n;
+            int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(it, "input_ids"), &n);
+            logits_of(Q.net, ids, n, lq);
+            logits_of(F.net, ids, n, lf);
+            double num = 0, den = 0;
+            for (size_t v = 0; v < V; v++) {
+                num += ((double)lq[v] - lf[v]) * ((double)lq[v] - lf[v]);
+                den += (double)lf[v] * lf[v];
+            }
+            double r2 = sqrt(num / (den > 0 ? den : 1)); /* relative L2 error */
+            worst = r2 > worst ? r2 : worst;
+            if (n_items == 64) {
+                free(ids);
+                continue;
+            }
+            prompts[n_items] = ids;
+            want[n_items] = json_ids(cJSON_GetObjectItemCaseSensitive(it, "greedy_new_tokens"),
+                                     &n_want[n_items]);
+            memset(&items[n_items], 0, sizeof items[n_items]);
+            items[n_items].prompt = ids;
+            items[n_items].n_prompt = n;
+            items[n_items].max_new_tokens = 16;
+            items[n_items].sampling.top_p = 1.0f;
+            items[n_items].sampling.repetition_penalty = 1.0f;
+            items[n_items].stop_ids = eos;
+            items[n_items].n_stop_ids = n_eos;
+            n_items++;
+        }
+    }
+    CHECK_MSG(worst <= tol, "%s %s: logits differ from the F32 file by %.3g (relative L2, > %g)", c,
+              tp_conv_type_name(type), worst, tol);
+    tp_gen_output *ob = calloc((size_t)n_items, sizeof *ob);
+    tp_gen_config gc = {0};
+    CHECK(tp_generate_run(Q.net, &gc, items, (size_t)n_items, NULL, ob, NULL, &err) == TP_OK);
+    int same_alone = 0, golden_same = 0;
+    for (int i = 0; i < n_items; i++) {
+        tp_gen_output one;
+        memset(&one, 0, sizeof one);
+        CHECK(tp_generate_run(Q.net, &gc, &items[i], 1, NULL, &one, NULL, &err) == TP_OK);
+        same_alone += ob[i].n_tokens == one.n_tokens &&
+                      !memcmp(ob[i].tokens, one.tokens, sizeof(int32_t) * (size_t)one.n_tokens);
+        golden_same += ob[i].n_tokens == n_want[i] &&
+                       !memcmp(ob[i].tokens, want[i], sizeof(int32_t) * (size_t)n_want[i]);
+        tp_gen_output_free(&one);
+        tp_gen_output_free(&ob[i]);
+        free(prompts[i]);
+        free(want[i]);
+    }
+    CHECK_MSG(same_alone == n_items, "%s %s: batch != alone for %d items", c,
+              tp_conv_type_name(type), n_items - same_alone);
+    printf("%s %s: %d quantized tensors, logits within %.2e (relative L2) of the F32 file, "
+           "%d/%d greedy continuations as golden, batch == alone\n",
+           c, tp_conv_type_name(type), n_quant, worst, golden_same, n_items);
+    free(ob);
+    free(eos);
+    free(lq);
+    free(lf);
+    cJSON_Delete(golden);
+    unload(&Q);
+    unload(&F);
+}
+
+/* K-quant types on rows long enough for them (256): a random 256-wide Qwen3
+ * and Gemma3 from build/tp_mkmodel, converted to Q4_K_M (Q4_K + Q6_K) and Q6_K,
+ * load with those types; logits stay near the F32 file's; batch == alone. */
+static void test_kquant(const char *family, const char *tmp) {
+    const char *build = getenv("TPIPE_BUILD");
+    if (!build) {
+        printf("SKIP K-quant %s: no TPIPE_BUILD (for tp_mkmodel)\n", family);
+        return;
+    }
+    char hf[4300], gf[4400], cmd[9000];
+    snprintf(hf, sizeof hf, "%s/k_%s", tmp, family);
+    snprintf(cmd, sizeof cmd,
+             "'%s/tp_mkmodel' --family %s --hidden 256 --layers 3 --heads 4 --kv-heads 2 "
+             "--head-dim 64 --intermediate 512 --vocab 512 --dtype f32 --seed 5 --scale 0.05 "
+             "--quiet --out '%s'",
+             build, family, hf);
+    CHECK(system(cmd) == 0);
+    snprintf(gf, sizeof gf, "%s/k_%s.f32.gguf", tmp, family);
+    tp_error err;
+    CHECK(gguf_conv(hf, gf, TP_DTYPE_F32, &err) == TP_OK);
+    const tp_conv_type types[2] = {TP_CONV_Q4_K_M, TP_CONV_Q6_K};
+    const double tols[2] = {0.35, 0.12}; /* measured 0.25 / 0.068 (relative L2) */
+    for (int k = 0; k < 2; k++) {
+        char gq[4400];
+        snprintf(gq, sizeof gq, "%s/k_%s.%s.gguf", tmp, family, tp_conv_type_name(types[k]));
+        tp_conv_params cp = tp_conv_default_params();
+        cp.type = types[k];
+        cp.overwrite = true;
+        tp_status st = tp_convert(hf, gq, &cp, NULL, &err);
+        CHECK_MSG(st == TP_OK, "convert: %s", err.message);
+        loaded Q, F;
+        if (st || load(gq, &Q, &err) || load(gf, &F, &err)) {
+            CHECK_MSG(0, "load %s: %s", gq, err.message);
+            return;
+        }
+        int n_q4 = 0, n_q6 = 0;
+        for (size_t i = 0; i < tp_st_count(Q.f.st); i++) {
+            n_q4 += tp_st_at(Q.f.st, i)->dtype == TP_DTYPE_Q4_K;
+            n_q6 += tp_st_at(Q.f.st, i)->dtype == TP_DTYPE_Q6_K;
+        }
+        CHECK_MSG(n_q6 > 0 && (types[k] == TP_CONV_Q6_K ? n_q4 == 0 : n_q4 > 0),
+                  "%s %s: %d Q4_K, %d Q6_K", family, tp_conv_type_name(types[k]), n_q4, n_q6);
+        size_t V = (size_t)Q.net->vocab_size;
+        float *lq = malloc(V * sizeof(float)), *lf = malloc(V * sizeof(float));
+        int32_t ids[40];
+        double worst = 0;
+        tp_gen_item items[6];
+        memset(items, 0, sizeof items);
+        for (int p = 0; p < 6; p++) {
+            int n = 3 + 7 * p;
+            for (int i = 0; i < n; i++)
+                ids[i] = (int32_t)((i * 131 + p * 17 + 7) % 512);
+            logits_of(Q.net, ids, n, lq);
+            logits_of(F.net, ids, n, lf);
+            double num = 0, den = 0;
+            for (size_t v = 0; v < V; v++) {
+                num += ((double)lq[v] - lf[v]) * ((double)lq[v] - lf[v]);
+                den += (double)lf[v] * lf[v];
+            }
+            double r2 = sqrt(num / (den > 0 ? den : 1)); /* relative L2 error */
+            worst = r2 > worst ? r2 : worst;
+            int32_t *pr = malloc(sizeof(int32_t) * (size_t)n);
+            memcpy(pr, ids, sizeof(int32_t) * (size_t)n);
+            items[p].prompt = pr;
+            items[p].n_prompt = n;
+            items[p].max_new_tokens = 10 + p;
+            items[p].sampling.top_p = 1.0f;
+            items[p].sampling.repetition_penalty = 1.0f;
+        }
+        CHECK_MSG(worst <= tols[k], "%s %s: logits off by %.3g (relative L2)", family,
+                  tp_conv_type_name(types[k]), worst);
+        tp_gen_output ob[6], one;
+        memset(ob, 0, sizeof ob);
+        tp_gen_config gc = {0};
+        CHECK(tp_generate_run(Q.net, &gc, items, 6, NULL, ob, NULL, &err) == TP_OK);
+        int same = 0;
+        for (int p = 0; p < 6; p++) {
+            memset(&one, 0, sizeof one);
+            CHECK(tp_generate_run(Q.net, &gc, &items[p], 1, NULL, &one, NULL, &err) == TP_OK);
+            same += one.n_tokens == ob[p].n_tokens && one.n_tokens > 0 &&
+                    !memcmp(one.tokens, ob[p].tokens, sizeof(int32_t) * (size_t)one.n_tokens);
+            tp_gen_output_free(&one);
+            tp_gen_output_free(&ob[p]);
+            free((void *)items[p].prompt);
+        }
+        CHECK_MSG(same == 6, "%s %s: batch != alone", family, tp_conv_type_name(types[k]));
+        printf("%s 256-wide %s: %d Q4_K + %d Q6_K tensors, logits within %.2e (relative L2) "
+               "of the F32 file, batch == alone\n",
+               family, tp_conv_type_name(types[k]), n_q4, n_q6, worst);
+        free(lq);
+        free(lf);
+        unload(&Q);
+        unload(&F);
+    }
+}
+
 int main(void) {
     char tmp[] = "/tmp/tpipe-gguf-model-XXXXXX";
     if (!mkdtemp(tmp))
         return 1;
     for (size_t i = 0; i < sizeof kCases / sizeof kCases[0]; i++)
         test_case(kCases[i], tmp);
+    for (size_t i = 0; i < sizeof kCases / sizeof kCases[0]; i++) {
+        /* Relative L2 error of the logits, measured <= 5.4e-2: int8 weights and
+         * int8 activations (bf16 weights alone give 0.7e-2 on these models).
+         * The tiny models' rows are too short for Q4_K (256), so Q4_K_M falls
+         * back to Q8_0 here. Their greedy continuations are not asserted: the
+         * golden top-2 margins (0.01-0.06) are below the quantization error. */
+        test_quant(kCases[i], tmp, TP_CONV_Q8_0, 0.08);
+        test_quant(kCases[i], tmp, TP_CONV_Q4_K_M, 0.08);
+    }
+    test_kquant("qwen3", tmp);
+    test_kquant("gemma3", tmp);
     test_errors(tmp);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
