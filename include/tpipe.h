@@ -19,6 +19,27 @@
  *   - A loaded model is read-only and may be shared across threads; each call
  *     uses its own scratch state. The log callback setter is not thread-safe
  *     with respect to concurrent logging and should be called at start-up.
+ *
+ * Threads (docs/RELIABILITY.md, "Concurrency"; tests/reliability/test_concurrency.c
+ * checks it, also under ThreadSanitizer):
+ *   - Thread-safe, and run in parallel: calls on different models; tokenizer
+ *     calls (encode, encode_batch, decode) on one tp_tokenizer; renders of one
+ *     tp_chat_template; tp_model_info_get, tp_model_resolve; loading and
+ *     freeing different handles.
+ *   - Thread-safe, taking turns: pipeline calls (fill-mask, sentiment,
+ *     zero-shot, completion, chat; single or batch) on ONE tp_model from
+ *     several threads. Each call holds the model's thread pool while it runs
+ *     (a generation call renders and tokenizes its prompts before taking it),
+ *     so the calls are serialised, and each gives bit for bit the result it
+ *     gives alone. For parallel throughput use one batch call, or load the
+ *     model once per thread (weights are mmap'd, so shared in memory).
+ *   - Per call, never shared: params, options, inputs and result arrays are
+ *     the caller's; a call reads its inputs and writes its own results only.
+ *   - Not thread-safe: freeing a handle while another thread uses it;
+ *     tp_set_isa and tp_set_log_callback while other threads run tpipe (call
+ *     them at start-up). A generation stream callback runs on the calling
+ *     thread while the call holds the model: it must not call into the same
+ *     model (that would wait for itself).
  */
 #ifndef TPIPE_H
 #define TPIPE_H
@@ -567,7 +588,10 @@ tp_status tp_zero_shot_predict_batch_labels(tp_model *model, const char *const *
  *   TP_ERR_TEMPLATE          the chat template failed (message names its line)
  *   TP_ERR_NOT_FOUND         chat on a model without a chat template
  *   TP_ERR_OUT_OF_MEMORY     the item alone needs more KV cache than the budget
- * Calls on one model take turns on its thread pool (thread-safe).
+ * Calls on one model take turns on its thread pool (thread-safe; see
+ * "Threads" at the top): prompts are rendered and tokenized before the call
+ * takes the model, the generation loop (and the stream callback) runs while
+ * it holds it.
  */
 
 typedef enum tp_finish_reason {

@@ -2,7 +2,9 @@
 # Installs what tpipe needs on Debian 12 (apt-get; sudo when not root), only the
 # packages that are missing, so it is quick on a prepared machine.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config clang-format
+# clang + libclang-rt-14-dev: the libFuzzer harnesses (make fuzz / fuzz-ci) need clang
+# and its fuzzer/sanitizer runtime; the ordinary builds use gcc.
+PKGS=(build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
       libpcre2-dev libutf8proc-dev libcjson-dev libcurl4-openssl-dev libopenblas-dev)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -56,6 +56,7 @@ typedef struct st_file {
     uint8_t *map; /* whole file, read-only */
     size_t size;
     size_t data_off; /* 8 + header length: where data_offsets count from */
+    bool borrowed;   /* map is the caller's buffer (tp_st_open_buffer): not unmapped */
 } st_file;
 
 struct tp_st_model {
@@ -334,18 +335,32 @@ static tp_status check_overlap(tp_st_model *m, size_t first, const st_file *f, t
     return st;
 }
 
-/* Maps and validates one file, appending its tensors to m. */
-static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
+static tp_status parse_file(tp_st_model *m, st_file *f, tp_error *err);
+
+/* Appends an empty st_file named path to m (released by tp_st_close). */
+static st_file *add_file(tp_st_model *m, const char *path, tp_error *err) {
     st_file *nf = tp_realloc_array(m->files, m->n_files + 1, sizeof *nf);
-    if (!nf)
-        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    if (!nf) {
+        tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        return NULL;
+    }
     m->files = nf;
     st_file *f = &m->files[m->n_files];
     memset(f, 0, sizeof *f);
     f->path = tp_strdup(path);
-    if (!f->path)
-        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    if (!f->path) {
+        tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        return NULL;
+    }
     m->n_files++; /* from here on tp_st_close releases f */
+    return f;
+}
+
+/* Maps and validates one file, appending its tensors to m. */
+static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
+    st_file *f = add_file(m, path, err);
+    if (!f)
+        return err ? err->status : TP_ERR_OUT_OF_MEMORY;
 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -374,7 +389,18 @@ static tp_status open_file(tp_st_model *m, const char *path, tp_error *err) {
         return tp_fail(err, TP_ERR_IO, "%s: mmap of %zu bytes failed: %s", path, f->size,
                        strerror(merr));
     f->map = p;
+    return parse_file(m, f, err);
+}
 
+/* Validates the bytes f->map[0, f->size) as one safetensors file (header and
+ * tensor ranges), appending its tensors to m. The only parser: tp_st_open's
+ * files and tp_st_open_buffer's buffers both come through here. */
+static tp_status parse_file(tp_st_model *m, st_file *f, tp_error *err) {
+    const char *path = f->path;
+    if (f->size < 8)
+        return tp_fail(err, TP_ERR_FORMAT,
+                       "%s: truncated: %zu bytes, shorter than the 8-byte header length field",
+                       path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | f->map[i];
@@ -650,11 +676,46 @@ tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err) {
     return TP_OK;
 }
 
+tp_status tp_st_open_buffer(const void *data, size_t size, const char *name, tp_st_model **out,
+                            tp_error *err) {
+    if (!out)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_st_open_buffer: out is NULL");
+    *out = NULL;
+    if (!data && size)
+        return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_st_open_buffer: NULL data");
+    if (!name || !*name)
+        name = "(buffer)";
+    tp_st_model *m = tp_calloc(1, sizeof *m);
+    if (!m)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "tp_st_open_buffer: out of memory");
+    tp_status st = TP_OK;
+    st_file *f = NULL;
+    if (!(m->origin = tp_strdup(name)))
+        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "tp_st_open_buffer: out of memory");
+    else if (!(f = add_file(m, name, err)))
+        st = err ? err->status : TP_ERR_OUT_OF_MEMORY;
+    if (st == TP_OK) {
+        /* read-only use only: the const is restored by every reader of map */
+        f->map = (uint8_t *)(uintptr_t)data;
+        f->size = size;
+        f->borrowed = true;
+        st = parse_file(m, f, err);
+        if (st == TP_OK)
+            st = finish(m, err);
+    }
+    if (st != TP_OK) {
+        tp_st_close(m);
+        return st;
+    }
+    *out = m;
+    return TP_OK;
+}
+
 void tp_st_close(tp_st_model *m) {
     if (!m)
         return;
     for (size_t i = 0; i < m->n_files; i++) {
-        if (m->files[i].map)
+        if (m->files[i].map && !m->files[i].borrowed)
             munmap(m->files[i].map, m->files[i].size);
         tp_free(m->files[i].path);
     }

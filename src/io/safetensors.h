@@ -31,6 +31,12 @@ typedef struct tp_st_model tp_st_model;
  * or a model folder (model.safetensors, else model.safetensors.index.json).
  * Validates every header strictly; errors name the file and the tensor. */
 tp_status tp_st_open(const char *path, tp_st_model **out, tp_error *err);
+/* Validates a safetensors file held in memory (data[0, size)) with the same
+ * parser and checks as tp_st_open; `name` (NULL: "(buffer)") stands for the
+ * file in messages. Tensor data pointers point into `data`, which the caller
+ * keeps alive and unchanged until tp_st_close. */
+tp_status tp_st_open_buffer(const void *data, size_t size, const char *name, tp_st_model **out,
+                            tp_error *err);
 void tp_st_close(tp_st_model *m);
 
 size_t tp_st_count(const tp_st_model *m);

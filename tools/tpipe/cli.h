@@ -129,9 +129,28 @@ typedef struct cli_item {
  * must then be a string when present), else the raw line. Owned storage is
  * freed by cli_item_free. */
 void cli_item_from_line(cli_item *item, char *line, size_t len);
+/* The length of an input line read with its end of line: a final "\n" and
+ * then a final "\r" are not part of the line. */
+size_t cli_line_len(const char *line, size_t len);
 /* An item for a positional text (not owned). */
 void cli_item_from_text(cli_item *item, const char *text);
 void cli_item_free(cli_item *item);
+
+/* A generation item's own settings from its JSON object (NULL: none):
+ * max_new_tokens, top_k, seed (non-negative integers), temperature, top_p,
+ * min_p (numbers >= 0), repetition_penalty (> 0), stop (a string or a list of
+ * non-empty strings). *o gets them over tp_gen_options_unset(); stop strings
+ * point into obj, *stops is the malloc'd array holding them (free() it, also
+ * NULL). Returns NULL, or a message naming the bad field. */
+const char *cli_item_gen_options(const cJSON *obj, tp_gen_options *o, const char ***stops);
+/* A zero-shot item's labels: its own "labels" (a list of non-empty strings, or
+ * one comma-separated string), else `defaults` (--labels). Returns the labels
+ * (*n of them), or NULL with *why set when there are none or they are
+ * malformed. `split` receives what the caller must free: a list split from a
+ * string (split->n > 0: cli_strlist_free_copies), or the array of a JSON list
+ * (split->n == 0: free(split->items)). */
+const char **cli_item_labels(const cli_item *it, const cli_strlist *defaults, size_t *n,
+                             cli_strlist *split, const char **why);
 
 /* ---- JSON output helpers (write into a tp_buf) ---- */
 

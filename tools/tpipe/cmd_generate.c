@@ -60,86 +60,6 @@ static const char *finish_name(tp_finish_reason r) {
     }
 }
 
-/* Reads an item's own settings from its JSON object. Returns NULL or a
- * message naming the bad field. stop strings point into the object; *stops
- * is a malloc'd array (freed by the caller). */
-static const char *item_options(const cJSON *obj, tp_gen_options *o, const char ***stops) {
-    *o = tp_gen_options_unset();
-    *stops = NULL;
-    if (!obj)
-        return NULL;
-    static const char *ints[] = {"max_new_tokens", "top_k", "seed"};
-    static const char *floats[] = {"temperature", "top_p", "min_p", "repetition_penalty"};
-    for (size_t f = 0; f < 3; f++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, ints[f]);
-        if (!v || cJSON_IsNull(v))
-            continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
-            v->valuedouble < 0 || v->valuedouble > 9.0e15)
-            return f == 0   ? "field \"max_new_tokens\" must be a non-negative integer"
-                   : f == 1 ? "field \"top_k\" must be a non-negative integer"
-                            : "field \"seed\" must be a non-negative integer";
-        if (f == 0) {
-            if (v->valuedouble > 2147483647.0)
-                return "field \"max_new_tokens\" is too large";
-            o->max_new_tokens = (int32_t)v->valuedouble;
-        } else if (f == 1) {
-            if (v->valuedouble > 2147483647.0)
-                return "field \"top_k\" is too large";
-            o->top_k = (int32_t)v->valuedouble;
-        } else {
-            o->seed = (int64_t)v->valuedouble;
-        }
-    }
-    for (size_t f = 0; f < 4; f++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, floats[f]);
-        if (!v || cJSON_IsNull(v))
-            continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-            return f == 0   ? "field \"temperature\" must be a number >= 0"
-                   : f == 1 ? "field \"top_p\" must be a number >= 0"
-                   : f == 2 ? "field \"min_p\" must be a number >= 0"
-                            : "field \"repetition_penalty\" must be a number > 0";
-        float x = (float)v->valuedouble;
-        if (f == 0)
-            o->temperature = x;
-        else if (f == 1)
-            o->top_p = x;
-        else if (f == 2)
-            o->min_p = x;
-        else if (x <= 0)
-            return "field \"repetition_penalty\" must be a number > 0";
-        else
-            o->repetition_penalty = x;
-    }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(obj, "stop");
-    if (st && !cJSON_IsNull(st)) {
-        size_t n = cJSON_IsString(st) ? 1 : cJSON_IsArray(st) ? (size_t)cJSON_GetArraySize(st) : 0;
-        if (!cJSON_IsString(st) && !cJSON_IsArray(st))
-            return "field \"stop\" must be a string or a list of strings";
-        const char **arr = tp_malloc_array(n ? n : 1, sizeof *arr);
-        if (!arr)
-            return "out of memory";
-        if (cJSON_IsString(st)) {
-            arr[0] = st->valuestring;
-        } else {
-            size_t k = 0;
-            const cJSON *e;
-            cJSON_ArrayForEach(e, st) {
-                if (!cJSON_IsString(e) || !e->valuestring[0]) {
-                    free(arr);
-                    return "field \"stop\" must be a list of non-empty strings";
-                }
-                arr[k++] = e->valuestring;
-            }
-        }
-        *stops = arr;
-        o->stop = arr;
-        o->n_stop = n;
-    }
-    return NULL;
-}
-
 static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok,
                      char *fatal, size_t fatal_len) {
     gen_ctx *c = vctx;
@@ -176,7 +96,7 @@ static int gen_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, b
                                  : "JSON object has no \"text\" field");
             continue;
         }
-        const char *bad = item_options(it->obj, &opts[k], &stops[k]);
+        const char *bad = cli_item_gen_options(it->obj, &opts[k], &stops[k]);
         if (bad) {
             cli_item_err(&out[i], it, bad);
             free((void *)stops[k]);

@@ -16,57 +16,6 @@ typedef struct zs_ctx {
     tp_zero_shot_params params;
 } zs_ctx;
 
-/* The labels of one item: the line's own "labels" or --labels. Returns NULL
- * (with *why set) when it has none or they are malformed. `split` receives a
- * list the caller must free (for a comma-separated string). */
-static const char **item_labels(const zs_ctx *c, const cli_item *it, size_t *n, cli_strlist *split,
-                                const char **why) {
-    const cJSON *l = it->obj ? cJSON_GetObjectItemCaseSensitive(it->obj, "labels") : NULL;
-    *n = 0;
-    *why = NULL;
-    if (!l || cJSON_IsNull(l)) {
-        if (!c->labels.n) {
-            *why = "no labels: give --labels L1,L2,... or a \"labels\" list in the line";
-            return NULL;
-        }
-        *n = c->labels.n;
-        return c->labels.items;
-    }
-    if (cJSON_IsString(l)) {
-        if (!cli_split_commas(l->valuestring, split)) {
-            *why = "field \"labels\" has an empty label";
-            return NULL;
-        }
-        *n = split->n;
-        return split->items;
-    }
-    if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) == 0) {
-        *why = "field \"labels\" must be a non-empty list of strings";
-        return NULL;
-    }
-    size_t m = (size_t)cJSON_GetArraySize(l);
-    const char **arr = tp_malloc_array(m, sizeof *arr);
-    if (!arr) {
-        *why = "out of memory";
-        return NULL;
-    }
-    size_t k = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, l) {
-        if (!cJSON_IsString(e) || !e->valuestring[0]) {
-            free(arr);
-            *why = "field \"labels\" must be a non-empty list of non-empty strings";
-            return NULL;
-        }
-        arr[k++] = e->valuestring;
-    }
-    /* hand ownership of the array to the caller through `split` (items not owned) */
-    split->items = arr;
-    split->n = 0;
-    *n = m;
-    return arr;
-}
-
 static int zs_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bool *ok, char *fatal,
                     size_t fatal_len) {
     zs_ctx *c = vctx;
@@ -89,7 +38,7 @@ static int zs_batch(void *vctx, const cli_item *items, size_t n, tp_buf *out, bo
         size_t i = t.which[j];
         const char *why;
         size_t nl;
-        const char **l = item_labels(c, &items[i], &nl, &owned[i], &why);
+        const char **l = cli_item_labels(&items[i], &c->labels, &nl, &owned[i], &why);
         if (!l) {
             cli_item_err(&out[i], &items[i], why);
             continue;

@@ -32,6 +32,14 @@ static bool has_nul_escape(const char *s, size_t n) {
     return false;
 }
 
+size_t cli_line_len(const char *line, size_t len) {
+    if (len && line[len - 1] == '\n')
+        len--;
+    if (len && line[len - 1] == '\r')
+        len--;
+    return len;
+}
+
 void cli_item_from_line(cli_item *item, char *line, size_t len) {
     memset(item, 0, sizeof *item);
     item->line_ = line;

@@ -76,11 +76,7 @@ static chunk *read_chunk(reader *r) {
         }
         r->pos += (uint64_t)got;
         r->line_no++;
-        size_t len = (size_t)got;
-        if (len && line[len - 1] == '\n')
-            len--;
-        if (len && line[len - 1] == '\r')
-            len--;
+        size_t len = cli_line_len(line, (size_t)got);
         line[len] = '\0';
         cli_item *it = &c->items[c->n++];
         cli_item_from_line(it, line, len);
