@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     tp_chat_template *ct = NULL;
     tp_error err;
+    if (!tpl_len && !cfg) /* nothing to compile (TP_ERR_INVALID_ARGUMENT by contract) */
+        goto done;
     tp_error_clear(&err);
     tp_status st =
         tp_chat_template_from_strings(cfg, tpl_len ? src : NULL, "fuzz.jinja", &ct, &err);

@@ -456,6 +456,28 @@ static bool ends_incomplete(const char *s, size_t n) {
     return n >= 3 && memcmp(s + n - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
+/* A "<0xNN>" byte token: the ByteFallback decoder decodes a run of them
+ * together (as U+FFFD per byte when the run is not valid UTF-8), so a later
+ * byte token can change the text of earlier ones: the stream holds a run back
+ * until it ends. */
+static bool is_byte_token(const tp_tokenizer *tok, int32_t id) {
+    size_t n = 0;
+    const char *s = tok_lookup_str(tok, (uint32_t)id, &n);
+    return s && n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' &&
+           hexv(s[3]) >= 0 && hexv(s[4]) >= 0;
+}
+
+/* Where the new text s[0, len) stops agreeing with the text already emitted
+ * (prefix), moved back to a character boundary so pieces stay whole UTF-8. */
+static size_t common_prefix(const char *s, size_t len, const char *prefix, size_t prefix_len) {
+    size_t common = 0;
+    while (common < prefix_len && common < len && s[common] == prefix[common])
+        common++;
+    while (common > 0 && common < len && ((unsigned char)s[common] & 0xC0) == 0x80)
+        common--;
+    return common;
+}
+
 tp_status tp_tok_stream_step(tp_tok_stream *st, int32_t id, tp_buf *out, tp_error *err) {
     if (!st || !out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_tok_stream_step: NULL argument");
@@ -471,20 +493,18 @@ tp_status tp_tok_stream_step(tp_tok_stream *st, int32_t id, tp_buf *out, tp_erro
         st->cap = c;
     }
     st->ids[st->n++] = id;
+    if (is_byte_token(st->tok, id))
+        return TP_OK; /* emitted when the run of byte tokens ends */
     char *s = NULL;
     size_t len = 0;
-    tp_status rc = decode_impl(st->tok, st->ids + st->read_index, st->n - st->read_index,
-                               st->skip_special, false, &s, &len, err);
+    /* st->ids is NULL before the first id (NULL + 0 is undefined) */
+    tp_status rc = decode_impl(st->tok, st->ids ? st->ids + st->read_index : NULL,
+                               st->n - st->read_index, st->skip_special, false, &s, &len, err);
     if (rc)
         return rc;
     if (len > st->prefix_len && !ends_incomplete(s, len)) {
-        size_t common = st->prefix_len;
-        if (memcmp(s, st->prefix, st->prefix_len) != 0) {
-            /* a decoder changed earlier text (rare): emit from where they differ */
-            common = 0;
-            while (common < st->prefix_len && s[common] == st->prefix[common])
-                common++;
-        }
+        /* a decoder that changed earlier text (rare): emit from where they differ */
+        size_t common = common_prefix(s, len, st->prefix, st->prefix_len);
         tp_buf_append(out, s + common, len - common);
         /* slide the window: keep ids from prefix_index on as the new prefix */
         size_t new_read = st->prefix_index;
@@ -515,12 +535,14 @@ tp_status tp_tok_stream_flush(tp_tok_stream *st, tp_buf *out, tp_error *err) {
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_tok_stream_flush: NULL argument");
     char *s = NULL;
     size_t len = 0;
-    tp_status rc = decode_impl(st->tok, st->ids + st->read_index, st->n - st->read_index,
-                               st->skip_special, false, &s, &len, err);
+    /* st->ids is NULL before the first id (NULL + 0 is undefined) */
+    tp_status rc = decode_impl(st->tok, st->ids ? st->ids + st->read_index : NULL,
+                               st->n - st->read_index, st->skip_special, false, &s, &len, err);
     if (rc)
         return rc;
-    if (len > st->prefix_len)
-        tp_buf_append(out, s + st->prefix_len, len - st->prefix_len);
+    size_t common = common_prefix(s, len, st->prefix, st->prefix_len);
+    if (len > common)
+        tp_buf_append(out, s + common, len - common);
     tp_free(s);
     st->n = st->read_index = st->prefix_index = 0;
     tp_free(st->prefix);

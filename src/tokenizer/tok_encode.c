@@ -1511,7 +1511,8 @@ static tp_status encode_impl(const tp_tokenizer *tok, tp_tok_scratch *S, const c
             }
         }
     }
-    seqv A = {S->out, ka}, B = {S->out + na, kb};
+    /* S->out is NULL when nothing was encoded (NULL + 0 is undefined) */
+    seqv A = {S->out, ka}, B = {S->out ? S->out + na : NULL, kb};
     size_t total = 0;
     tp_encoding count = {0};
     post_emit(&tok->post, p->add_special_tokens, A, pair ? &B : NULL, &count, &total);

@@ -1735,6 +1735,10 @@ tp_status tok_assemble(tp_tokenizer *tok, const char *file, const cJSON *root, c
                 return tp_fail(err, TP_ERR_FORMAT,
                                "%s: added_tokens[%zu]: expected {\"id\", \"content\", ...}", file,
                                i);
+            /* normalizing invalid UTF-8 fails later, and no text can match it */
+            if (tp_utf8_validate(content, strlen(content)) != strlen(content))
+                return tp_fail(err, TP_ERR_FORMAT,
+                               "%s: added_tokens[%zu]: content is not valid UTF-8", file, i);
             tok_added *a = &tok->added[i++];
             a->id = (uint32_t)id->valuedouble;
             a->content = tp_strdup(content);

@@ -21,8 +21,9 @@ const char *cli_item_gen_options(const cJSON *obj, tp_gen_options *o, const char
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, ints[f]);
         if (!v || cJSON_IsNull(v))
             continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
-            v->valuedouble < 0 || v->valuedouble > 9.0e15)
+        /* range first: casting a double outside long long's range is undefined */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 9.0e15 ||
+            v->valuedouble != (double)(long long)v->valuedouble)
             return f == 0   ? "field \"max_new_tokens\" must be a non-negative integer"
                    : f == 1 ? "field \"top_k\" must be a non-negative integer"
                             : "field \"seed\" must be a non-negative integer";
