@@ -5,7 +5,7 @@
  * every byte the reader hands out (tensor data, array strings, numbers), so a
  * reader that accepts a file whose offsets or lengths point outside it shows
  * up under ASan. Seeds:
- * fuzz/corpus/fuzz_gguf/ (small writer-made files).
+ * fuzz/corpus/gguf/ (small writer-made files).
  */
 #include "io/gguf.h"
 
