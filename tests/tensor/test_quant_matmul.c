@@ -16,6 +16,8 @@
  *   bf16 compute gives the f32-mode bits (quantized weights have one path);
  *   a NaN in one row makes that row NaN only; an allocation failure for the
  *     quantized activations falls back to the reference with the same bits;
+ *   blocks of random bytes (all levels and scale patterns, Q8_0's -128,
+ *     negative Q6_K scales) give the same bits on every ISA variant;
  *   tp_linear_prepare accepts quantized weights (no copy) and rejects n_in
  *     that is not a whole number of blocks.
  * Shapes: M 1..67, N not a multiple of the 4-column tile, K = 32k / 256k.
@@ -200,6 +202,73 @@ static void check_edges(const tp_isa *isas, int n_isa) {
     }
 }
 
+/* Blocks of arbitrary bytes (every level, Q8_0 weights of -128, negative Q6_K
+ * scales, all 6-bit scale/min patterns), with finite f16 scales: every ISA
+ * variant gives the reference's bits, and the reference stays within the
+ * activation-rounding bound of the float64 product with the decoded blocks. */
+static void check_raw_blocks(const tp_isa *isas, int n_isa) {
+    const size_t M = 6, N = 11, K = 1024;
+    tp_dtype types[3] = {TP_DTYPE_Q8_0, TP_DTYPE_Q4_K, TP_DTYPE_Q6_K};
+    for (int t = 0; t < 3; t++) {
+        size_t rb, bb = tp_dtype_block_bytes(types[t]), blk = tp_dtype_block(types[t]);
+        CHECK(tp_dtype_row_bytes(types[t], K, &rb));
+        uint8_t *w = tp_aligned_alloc(N, rb);
+        for (size_t i = 0; i < N * rb; i++)
+            w[i] = (uint8_t)kt_rand_u32();
+        /* f16 scales in [2^-10, 2^-3), either sign */
+        size_t d_off[2] = {0, 2}, n_d = types[t] == TP_DTYPE_Q4_K ? 2 : 1;
+        if (types[t] == TP_DTYPE_Q6_K)
+            d_off[0] = 208;
+        for (size_t b = 0; b < N * rb / bb; b++)
+            for (size_t j = 0; j < n_d; j++) {
+                uint32_t r = kt_rand_u32();
+                uint16_t h =
+                    (uint16_t)(((r & 1) << 15) | ((5 + (r >> 1) % 7) << 10) | ((r >> 8) & 0x3ff));
+                memcpy(w + b * bb + d_off[j], &h, 2);
+            }
+        float *x = kt_alloc(M * K), *y = kt_alloc(M * N), *yref = kt_alloc(M * N),
+              *wd = kt_alloc(N * K);
+        for (size_t i = 0; i < M * K; i++)
+            x[i] = gauss();
+        for (size_t n = 0; n < N; n++)
+            tp_dequantize_row(types[t], w + n * rb, wd + n * K, K);
+        tp_linear l = {w, types[t], (int64_t)N, (int64_t)K, NULL, NULL};
+        bool has512 = isas[n_isa - 1] == TP_ISA_AVX512;
+        for (int ii = 0; ii < n_isa + has512; ii++) {
+            kt_set_isa(isas[ii < n_isa ? ii : n_isa - 1]);
+            tp_qgemm_avx512_set_vnni(ii < n_isa);
+            matmul(NULL, &l, x, K, ii == 0 ? yref : y, N, M);
+            if (ii > 0)
+                CHECK_MSG(kt_same_bits(y, yref, M * N), "%s raw blocks: variant %d differs",
+                          tp_dtype_name(types[t]), ii);
+        }
+        tp_qgemm_avx512_set_vnni(true);
+        int bad = 0;
+        for (size_t i = 0; i < M; i++)
+            for (size_t n = 0; n < N; n++) {
+                double acc = 0, mag = 0, bound = 0;
+                for (size_t b = 0; b < K / blk; b++) {
+                    double amax = 0, wabs = 0;
+                    for (size_t k = b * blk; k < (b + 1) * blk; k++) {
+                        acc += (double)x[i * K + k] * wd[n * K + k];
+                        mag += fabs((double)x[i * K + k] * wd[n * K + k]);
+                        amax = fmax(amax, fabs(x[i * K + k]));
+                        wabs += fabs(wd[n * K + k]);
+                    }
+                    bound += amax / 254.0 * wabs;
+                }
+                bad += !(fabs((double)yref[i * N + n] - acc) <= 1.01 * bound + 1e-5 * mag);
+            }
+        CHECK_MSG(bad == 0, "%s raw blocks: %d outputs beyond the bound", tp_dtype_name(types[t]),
+                  bad);
+        tp_aligned_free(w);
+        tp_aligned_free(x);
+        tp_aligned_free(y);
+        tp_aligned_free(yref);
+        tp_aligned_free(wd);
+    }
+}
+
 int main(void) {
     tp_isa isas[3];
     int n_isa = kt_isas(isas);
@@ -214,6 +283,7 @@ int main(void) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_case(isas, n_isa, cases[c], c % 2 == 1, pools);
     check_edges(isas, n_isa);
+    check_raw_blocks(isas, n_isa);
     for (int p = 0; p < 3; p++)
         tp_pool_destroy(pools[p]);
     return tp_test_exit();
