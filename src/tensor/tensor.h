@@ -4,9 +4,10 @@
  * Owner: the kernels issue (#4). Models call only what is declared here.
  *
  * Shapes use row-major (rows, cols) notation. Matrices of activations are f32.
- * Weights are used in the checkpoint's own dtype (f32, bf16 or f16) straight
- * from the mmap; a kernel may prepare a private packed copy at load time
- * (tp_linear_prepare), trading memory for speed — documented where it does.
+ * Weights are used in the checkpoint's own dtype (f32, bf16, f16, or the ggml
+ * block types Q8_0/Q4_K/Q6_K of quant.h) straight from the mmap; a kernel may
+ * prepare a private packed copy at load time (tp_linear_prepare), trading
+ * memory for speed — documented where it does.
  *
  * Invariants (tests/tensor prove them for every kernel):
  *   - batch invariance: row i of any output is bit-identical whatever the number
