@@ -4,8 +4,9 @@
  * Parses the input as a GGUF file from memory; when it is accepted, reads
  * every byte the reader hands out (tensor data, array strings, numbers), so a
  * reader that accepts a file whose offsets or lengths point outside it shows
- * up under ASan. Seeds:
- * fuzz/corpus/gguf/ (small writer-made files).
+ * up under ASan, then builds the Hugging Face view a model load uses
+ * (tp_gguf_open_hf: metadata -> config, tensors -> HF-named table). Seeds:
+ * fuzz/corpus/gguf/ (small writer-made files, incl. tiny Qwen3/Gemma3 models).
  */
 #include "io/gguf.h"
 
@@ -42,6 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     (void)sum;
+    tp_json_doc cfg;
+    tp_st_model *st = NULL;
+    bool shifted;
+    if (tp_gguf_open_hf(g, &cfg, &st, &shifted, &err) == TP_OK) {
+        tp_st_close(st);
+        tp_json_free(&cfg);
+    }
     tp_gguf_close(g);
     return 0;
 }
