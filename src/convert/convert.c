@@ -4,8 +4,9 @@
  * Steps: read config.json and pick the architecture; open the safetensors
  * (mmap, nothing copied); map every tensor name through the one HF <-> GGUF
  * table (src/io/gguf_names.c), choose its type (mix.c); write the metadata
- * (hyper-parameters from the same table, general.*, tokenizer.ggml.* from the
- * tokenizer's exporter, tokenizer.chat_template), then stream the tensors.
+ * (hyper-parameters from the same table, general.*, tokenizer.ggml.* and
+ * tokenizer.chat_template from the tokenizer's exporter through
+ * tp_gguf_set_tokenizer), then stream the tensors.
  *
  * The writer asks for each tensor's bytes in chunks of rows (fill_rows): the
  * rows are widened from the checkpoint's dtype to f32 in a scratch buffer that
@@ -25,6 +26,7 @@
 #include "io/config.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "pipelines/gguf_tok.h"
 #include "tensor/quant.h"
 #include "tokenizer/tokenizer.h"
 
@@ -198,93 +200,6 @@ static tp_status fill_rows(void *user, size_t index, int64_t row0, int64_t n_row
     return TP_OK;
 }
 
-/* ---------------------------------------------------------------- tokenizer */
-
-static tp_status set_id(tp_gguf_writer *w, const char *key, int64_t id, tp_error *err) {
-    if (id < 0)
-        return TP_OK;
-    return tp_gguf_set_u32(w, key, (uint32_t)id, err);
-}
-
-static tp_status set_flag(tp_gguf_writer *w, const char *key, int v, tp_error *err) {
-    if (v < 0)
-        return TP_OK;
-    return tp_gguf_set_bool(w, key, v != 0, err);
-}
-
-/* Strings of a description as pointer + length arrays for the writer. */
-static tp_status set_str_array(tp_gguf_writer *w, const char *key, const tp_tok_gguf_str *v,
-                               size_t n, tp_error *err) {
-    const char **p = tp_malloc_array(n ? n : 1, sizeof *p);
-    size_t *l = tp_malloc_array(n ? n : 1, sizeof *l);
-    tp_status st;
-    if (!p || !l) {
-        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "convert: out of memory for %s", key);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            p[i] = v[i].s ? v[i].s : "";
-            l[i] = v[i].s ? v[i].len : 0;
-        }
-        st = tp_gguf_set_arr_str(w, key, p, l, n, err);
-    }
-    tp_free(p);
-    tp_free(l);
-    return st;
-}
-
-static tp_status set_opt_str(tp_gguf_writer *w, const char *key, tp_tok_gguf_str s, tp_error *err) {
-    if (!s.s)
-        return TP_OK;
-    return tp_gguf_set_strn(w, key, s.s, s.len, err);
-}
-
-/* tokenizer.ggml.* and tokenizer.chat_template* in the order gguf-py writes them. */
-static tp_status write_tokenizer(tp_gguf_writer *w, const tp_tok_gguf_desc *d, tp_error *err) {
-    tp_status st;
-    if ((st = set_opt_str(w, "tokenizer.ggml.model", d->model, err)) ||
-        (st = set_opt_str(w, "tokenizer.ggml.pre", d->pre, err)) ||
-        (st = set_str_array(w, "tokenizer.ggml.tokens", d->tokens, d->n_tokens, err)))
-        return st;
-    if (d->scores && d->n_scores &&
-        (st = tp_gguf_set_arr(w, "tokenizer.ggml.scores", TP_GGUF_FLOAT32, d->scores, d->n_scores,
-                              err)))
-        return st;
-    if (d->token_type && d->n_token_type &&
-        (st = tp_gguf_set_arr(w, "tokenizer.ggml.token_type", TP_GGUF_INT32, d->token_type,
-                              d->n_token_type, err)))
-        return st;
-    if (d->merges && (st = set_str_array(w, "tokenizer.ggml.merges", d->merges, d->n_merges, err)))
-        return st;
-    if ((st = set_id(w, "tokenizer.ggml.bos_token_id", d->bos_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.eos_token_id", d->eos_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.unknown_token_id", d->unk_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.padding_token_id", d->pad_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.seperator_token_id", d->sep_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.cls_token_id", d->cls_id, err)) ||
-        (st = set_id(w, "tokenizer.ggml.mask_token_id", d->mask_id, err)) ||
-        (st = set_flag(w, "tokenizer.ggml.add_bos_token", d->add_bos, err)) ||
-        (st = set_flag(w, "tokenizer.ggml.add_eos_token", d->add_eos, err)) ||
-        (st = set_flag(w, "tokenizer.ggml.add_sep_token", d->add_sep, err)) ||
-        (st = set_flag(w, "tokenizer.ggml.add_space_prefix", d->add_space_prefix, err)) ||
-        (st = set_opt_str(w, "tokenizer.chat_template", d->chat_template, err)))
-        return st;
-    if (d->n_named_templates) {
-        if ((st = set_str_array(w, "tokenizer.chat_templates", d->template_names,
-                                d->n_named_templates, err)))
-            return st;
-        for (size_t i = 0; i < d->n_named_templates; i++) {
-            char key[NAME_CAP];
-            int k = snprintf(key, sizeof key, "tokenizer.chat_template.%.*s",
-                             (int)d->template_names[i].len, d->template_names[i].s);
-            if (k < 0 || (size_t)k >= sizeof key)
-                return tp_fail(err, TP_ERR_FORMAT, "convert: chat template name too long");
-            if ((st = set_opt_str(w, key, d->named_templates[i], err)))
-                return st;
-        }
-    }
-    return TP_OK;
-}
-
 /* ---------------------------------------------------------------- driver */
 
 /* The last path component of dir ("Qwen3-0.6B" for ".../Qwen3-0.6B/"). */
@@ -417,7 +332,7 @@ static tp_status write_metadata(const char *dir, const tp_json_doc *cfg, const t
     if (st)
         return tp_fail(err, st, "tokenizer: %s (--no-tokenizer converts the weights without it)",
                        te.message);
-    st = write_tokenizer(w, d, err);
+    st = tp_gguf_set_tokenizer(w, d, err);
     rep->has_tokenizer = st == TP_OK;
     rep->has_chat_template = st == TP_OK && (d->chat_template.s || d->n_named_templates);
     tp_tok_gguf_desc_free(d);
