@@ -11,18 +11,25 @@
  *   - batch-1 decode as % of the memory-bandwidth roofline: (bytes of weights
  *     read per token) / (read bandwidth measured by a STREAM-like probe in the
  *     same run);
+ *   - the Qwen3 model also as GGUF Q8_0 and Q4_K_M files (converted once with
+ *     src/convert, as `tpipe convert` does, next to the folder): decode tokens/s
+ *     at batch 1 and 16 and % of the roofline, whose bytes per token are then
+ *     the quantized tensors' bytes (the bf16 baseline runs in the same process);
  * next to the machine probes (read bandwidth, f32 FMA and bf16 dot-product
  * peaks from bench/kernels/probe_avx512.c).
  *
  * Prints a table and `BENCH <key> <value> <unit>` lines (../shared/CLI.md).
  * Usage: bench_generate [--models DIR] [--family qwen3|gemma3|all] [--threads N]
  *                       [--quick] [--new-tokens N] [--prompt N] [--batches 1,4,16,32,64]
+ *                       [--quant q8_0,q4_k_m|none] [--quant-only]
  * The models live in DIR (default: $TPIPE_BENCH_MODELS, else bench-models next
  * to this binary): about 1.2 GB (Qwen3) and 2 GB (Gemma3) of disk.
  */
 #include "../kernels/probe.h"
 #include "batch/generate.h"
+#include "convert/convert.h"
 #include "io/config.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 
 #include <stdio.h>
@@ -100,8 +107,7 @@ static double bandwidth_probe(void) {
 /* ---------------------------------------------------------------- models */
 
 typedef struct model {
-    tp_json_doc cfg;
-    tp_st_model *st;
+    tp_net_files files;
     tp_net *net;
 } model;
 
@@ -118,18 +124,18 @@ static int ensure_model(const char *dir, const char *preset, const char *self_di
     return system(cmd) == 0 ? 0 : 1;
 }
 
+/* dir: a model folder or a .gguf file */
 static int load_model(const char *dir, tp_compute cm, model *m) {
     memset(m, 0, sizeof *m);
-    char path[4400];
-    snprintf(path, sizeof path, "%s/config.json", dir);
     tp_error err;
-    if (tp_json_load(path, &m->cfg, &err) || tp_st_open(dir, &m->st, &err)) {
+    if (tp_net_files_open(dir, &m->files, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
-    tp_net_load_args a = {.dir = dir, .config = &m->cfg, .st = m->st, .compute = cm};
+    tp_net_load_args a = tp_net_files_args(&m->files, cm);
     if (tp_net_load(&a, &m->net, &err)) {
         fprintf(stderr, "%s\n", err.message);
+        tp_net_files_close(&m->files);
         return 1;
     }
     return 0;
@@ -137,8 +143,44 @@ static int load_model(const char *dir, tp_compute cm, model *m) {
 
 static void unload_model(model *m) {
     tp_net_free(m->net);
-    tp_st_close(m->st);
-    tp_json_free(&m->cfg);
+    tp_net_files_close(&m->files);
+}
+
+/* Bytes of weights one decode step reads for one token, from the stored
+ * tensors: every matrix but the embedding (one row of it is read), plus the LM
+ * head (the embedding itself when tied). */
+static double stored_bytes_per_token(const tp_st_model *st) {
+    double b = 0;
+    bool untied = tp_st_find(st, "lm_head.weight") != NULL;
+    for (size_t i = 0; i < tp_st_count(st); i++) {
+        const tp_st_tensor *t = tp_st_at(st, i);
+        if (t->n_dims < 2)
+            continue;
+        if (!strcmp(t->name, "model.embed_tokens.weight") && untied)
+            continue;
+        b += (double)t->n_bytes;
+    }
+    return b;
+}
+
+/* The GGUF file <dir>-<type>.gguf, converted from the folder when absent. */
+static int ensure_gguf(const char *dir, tp_conv_type type, char *out, size_t cap) {
+    snprintf(out, cap, "%s-%s.gguf", dir, tp_conv_type_name(type));
+    if (tp_file_exists(out))
+        return 0;
+    printf("converting %s to %s...\n", dir, out);
+    fflush(stdout);
+    tp_conv_params p = tp_conv_default_params();
+    p.type = type;
+    p.pool = g_pool;
+    tp_error err;
+    double t0 = tp_now();
+    if (tp_convert(dir, out, &p, NULL, &err) != TP_OK) {
+        fprintf(stderr, "convert: %s\n", err.message);
+        return 1;
+    }
+    printf("converted in %.1f s\n", tp_now() - t0);
+    return 0;
 }
 
 /* Bytes of weights one decode step reads for one token (bf16): every linear
@@ -271,11 +313,68 @@ static void bench_family(const char *name, const char *dir, double bw, bool quic
     unload_model(&mb);
 }
 
+/* Decode of the GGUF files of `dir` (one per quantized type) at batch 1 and
+ * 16, next to the bf16 folder's batch-1 figure measured in this run. */
+static void bench_quant(const char *name, const char *dir, const tp_conv_type *types, int n_types,
+                        double bw, int new_tokens) {
+    typedef struct row {
+        const char *type;
+        double gb, b1, b16, roof;
+    } row;
+    row rows[8];
+    int n_rows = 0;
+    model mb;
+    if (load_model(dir, TP_COMPUTE_BF16, &mb))
+        return;
+    double wb = stored_bytes_per_token(mb.files.st);
+    (void)run_items(mb.net, 1, 16, 2, 1);
+    run_result r1 = run_items(mb.net, 1, g_prompt, new_tokens, 101);
+    run_result r16 = run_items(mb.net, 16, g_prompt, new_tokens, 116);
+    rows[n_rows++] = (row){"bf16", wb / 1e9, r1.decode_tps, r16.decode_tps, bw * 1e9 / wb};
+    unload_model(&mb);
+    for (int k = 0; k < n_types && n_rows < 8; k++) {
+        char path[4400];
+        if (ensure_gguf(dir, types[k], path, sizeof path))
+            continue;
+        model mq;
+        if (load_model(path, TP_COMPUTE_BF16, &mq))
+            continue;
+        wb = stored_bytes_per_token(mq.files.st);
+        (void)run_items(mq.net, 1, 16, 2, 1); /* pages the weights in */
+        r1 = run_items(mq.net, 1, g_prompt, new_tokens, 101);
+        r16 = run_items(mq.net, 16, g_prompt, new_tokens, 116);
+        rows[n_rows++] = (row){tp_conv_type_name(types[k]), wb / 1e9, r1.decode_tps, r16.decode_tps,
+                               bw * 1e9 / wb};
+        unload_model(&mq);
+    }
+    printf("\n== %s weights as GGUF (decode, %d-token prompts, %d new tokens; bf16 compute "
+           "for the bf16 folder, int8 activations for the quantized matrices)\n",
+           name, g_prompt, new_tokens);
+    printf("%-8s %10s %12s %12s %12s %12s %10s\n", "weights", "GB/token", "b1 tok/s", "b16 tok/s",
+           "roofline b1", "% roofline", "b1 x bf16");
+    for (int i = 0; i < n_rows; i++) {
+        const row *r = &rows[i];
+        printf("%-8s %10.3f %12.1f %12.1f %12.1f %11.1f%% %10.2f\n", r->type, r->gb, r->b1, r->b16,
+               r->roof, 100.0 * r->b1 / r->roof, rows[0].b1 > 0 ? r->b1 / rows[0].b1 : 0.0);
+        if (i == 0)
+            continue; /* the bf16 keys are printed by bench_family */
+        printf("BENCH generate.%s.%s.decode.b1 %.1f tok/s\n", name, r->type, r->b1);
+        printf("BENCH generate.%s.%s.decode.b16 %.1f tok/s\n", name, r->type, r->b16);
+        printf("BENCH generate.%s.%s.decode_b1_of_roofline %.1f %%\n", name, r->type,
+               100.0 * r->b1 / r->roof);
+        printf("BENCH generate.%s.%s.weight_bytes_per_token %.3f GB\n", name, r->type, r->gb);
+    }
+    printf("BENCH generate.%s.bf16_same_run.decode.b1 %.1f tok/s\n", name, rows[0].b1);
+    printf("BENCH generate.%s.bf16_same_run.decode.b16 %.1f tok/s\n", name, rows[0].b16);
+}
+
 int main(int argc, char **argv) {
     const char *models = getenv("TPIPE_BENCH_MODELS");
     const char *family = "all";
-    bool quick = false;
+    bool quick = false, quant_only = false;
     int new_tokens = 32;
+    tp_conv_type qtypes[4] = {TP_CONV_Q8_0, TP_CONV_Q4_K_M};
+    int n_qtypes = 2;
     g_threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc)
@@ -292,12 +391,19 @@ int main(int argc, char **argv) {
             g_n_batches = 0;
             for (char *t = strtok(argv[++i], ","); t && g_n_batches < 16; t = strtok(NULL, ","))
                 g_batches[g_n_batches++] = atoi(t);
-        } else if (!strcmp(argv[i], "--quick"))
+        } else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
+            n_qtypes = 0;
+            for (char *t = strtok(argv[++i], ","); t && n_qtypes < 4; t = strtok(NULL, ","))
+                if (strcmp(t, "none") && tp_conv_type_parse(t, &qtypes[n_qtypes]))
+                    n_qtypes++;
+        } else if (!strcmp(argv[i], "--quant-only"))
+            quant_only = true;
+        else if (!strcmp(argv[i], "--quick"))
             quick = true;
         else {
             fprintf(stderr, "usage: bench_generate [--models DIR] [--family qwen3|gemma3|all] "
                             "[--threads N] [--new-tokens N] [--prompt N] [--batches 1,4,...] "
-                            "[--quick]\n");
+                            "[--quick] [--quant q8_0,q4_k_m|none] [--quant-only]\n");
             return 2;
         }
     }
@@ -344,7 +450,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "could not write %s\n", dir);
             continue;
         }
-        bench_family(fams[f].name, dir, bw, quick, f == 1 && !strcmp(family, "all"), new_tokens);
+        if (!quant_only)
+            bench_family(fams[f].name, dir, bw, quick, f == 1 && !strcmp(family, "all"),
+                         new_tokens);
+        if (f == 0 && n_qtypes > 0)
+            bench_quant(fams[f].name, dir, qtypes, n_qtypes, bw, new_tokens);
     }
     tp_pool_destroy(g_pool);
     return 0;
