@@ -7,7 +7,11 @@
  * plus an expectation (JSON) written from the same input values and the GGUF
  * layout rule (offsets back to back, each rounded up to the alignment). Then
  * gguf_npm_check.mjs reads the file with @huggingface/gguf and compares.
- * The package is installed once into <build>/npm-gguf (pinned version). Without
+ * Then the other direction: gguf_npm_edit.mjs rewrites that file's header with
+ * the package's own serializer (buildGgufHeader: metadata changed and added,
+ * its alignment padding), and tpipe's reader must read the keys and the
+ * untouched tensors. The package is installed once into <build>/npm-gguf
+ * (pinned version). Without
  * node, npm, or network for the first install: prints SKIP and passes.
  * usage: test_gguf_npm <path of gguf_npm_check.mjs>
  */
@@ -162,6 +166,52 @@ int main(int argc, char **argv) {
              io_join(dir, "expected.json"));
     int rc = sh(cmd);
     CHECK_MSG(rc == 0, "gguf_npm_check.mjs failed (%d)", rc);
+
+    /* The other direction: @huggingface/gguf rewrites the header (its own
+     * metadata serializer), tpipe's reader reads the result. */
+    char edit[4200];
+    snprintf(edit, sizeof edit, "%s", argv[1]);
+    char *slash = strrchr(edit, '/');
+    snprintf(slash ? slash + 1 : edit, sizeof edit - (size_t)(slash ? slash + 1 - edit : 0),
+             "gguf_npm_edit.mjs");
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' > /dev/null", edit, cache,
+             io_join(dir, "npm.gguf"), io_join(dir, "edited.gguf"));
+    rc = sh(cmd);
+    CHECK_MSG(rc == 0, "gguf_npm_edit.mjs failed (%d)", rc);
+    tp_gguf *a = NULL, *e = NULL;
+    CHECK(tp_gguf_open(io_join(dir, "npm.gguf"), &a, &err) == TP_OK);
+    CHECK_MSG(tp_gguf_open(io_join(dir, "edited.gguf"), &e, &err) == TP_OK, "%s", err.message);
+    if (a && e) {
+        const char *s = NULL;
+        CHECK(tp_gguf_get_str(e, "general.name", NULL, &s, &err) == TP_OK && s &&
+              !strcmp(s, "edited by @huggingface/gguf"));
+        int64_t v = 0;
+        CHECK(tp_gguf_get_int(e, "tpipe.test.u32", 0, &v, &err) == TP_OK && v == 7);
+        const tp_gguf_kv *arr = NULL;
+        CHECK(tp_gguf_get_arr(e, "tpipe.test.strs", TP_GGUF_STRING, &arr, &err) == TP_OK && arr &&
+              arr->n == 3);
+        size_t l = 9;
+        if (arr && arr->n == 3)
+            CHECK(!memcmp(tp_gguf_arr_str(arr, 1, &l), "yz", 2) && l == 2 &&
+                  (tp_gguf_arr_str(arr, 2, &l), l == 0));
+        CHECK_EQ_INT(tp_gguf_kv_count(e), tp_gguf_kv_count(a) + 3);
+        for (size_t i = 0; i < tp_gguf_kv_count(a); i++) {
+            const tp_gguf_kv *x = tp_gguf_kv_at(a, i), *y = tp_gguf_find_kv(e, x->key);
+            CHECK_MSG(y && y->type == x->type && y->arr_type == x->arr_type && y->n == x->n,
+                      "key %s", x->key);
+        }
+        CHECK_EQ_INT(tp_gguf_tensor_count(e), tp_gguf_tensor_count(a));
+        for (size_t i = 0; i < tp_gguf_tensor_count(a); i++) {
+            const tp_gguf_tensor *x = tp_gguf_tensor_at(a, i), *y = tp_gguf_find_tensor(e, x->name);
+            CHECK_MSG(y && y->ggml_type == x->ggml_type && y->n_bytes == x->n_bytes &&
+                          !memcmp(y->data, x->data, x->n_bytes),
+                      "tensor %s", x->name);
+        }
+        printf("PASS tpipe read the header @huggingface/gguf wrote: %zu keys, %zu tensors\n",
+               tp_gguf_kv_count(e), tp_gguf_tensor_count(e));
+    }
+    tp_gguf_close(a);
+    tp_gguf_close(e);
     io_rmtree(dir);
     return tp_test_exit();
 }
