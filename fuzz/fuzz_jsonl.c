@@ -46,8 +46,8 @@ static void check_item(const cli_item *it) {
         FUZZ_CHECK(o.max_new_tokens >= -1 && o.top_k >= -1 && o.seed >= -1, "int setting range");
         FUZZ_CHECK(!(o.temperature < -1.0f) && !(o.top_p < -1.0f) && !(o.min_p < -1.0f),
                    "float setting range");
-        FUZZ_CHECK((o.n_stop == 0) == (o.stop == NULL), "n_stop %zu with stop %p", o.n_stop,
-                   (const void *)o.stop);
+        /* "stop": [] is a set, empty list (it overrides --stop): stop non-NULL, n_stop 0 */
+        FUZZ_CHECK(o.n_stop == 0 || o.stop != NULL, "n_stop %zu with stop NULL", o.n_stop);
         for (size_t i = 0; i < o.n_stop; i++)
             FUZZ_CHECK(o.stop[i] != NULL, "NULL stop string");
     }

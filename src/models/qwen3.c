@@ -87,7 +87,9 @@ static tp_status qwen3_load(const tp_net_load_args *a, tp_net **out, tp_error *e
     }
     hp.sliding_window = use_sw || found ? (int)(sw > 0 && sw < INT32_MAX ? sw : 0) : 0;
     if (!found && use_sw)
-        for (int64_t i = mwl; i < hp.n_layers; i++)
+        /* transformers: layer i slides when i >= max_window_layers (a negative
+         * value means every layer; never an index before 0) */
+        for (int64_t i = mwl > 0 ? mwl : 0; i < hp.n_layers; i++)
             hp.layer_sliding[i] = 1;
     return tp_decoder_load(a, &hp, out, err);
 }
