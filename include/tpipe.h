@@ -160,11 +160,12 @@ typedef struct tp_model_info {
 
 /* Fills *info for a local model folder or a Hugging Face id in the local cache
  * (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; nothing is
- * downloaded). Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments, malformed id),
- * TP_ERR_NOT_FOUND (no such folder or id, no config.json or weights: says where
- * it looked), TP_ERR_FORMAT (malformed config.json or safetensors header: names
- * the file and the key or tensor), TP_ERR_UNSUPPORTED (a tensor dtype tpipe
- * cannot read), TP_ERR_IO, TP_ERR_OUT_OF_MEMORY. Thread-safe. */
+ * downloaded), or a GGUF checkpoint (a .gguf file, or a folder holding exactly
+ * one: from its metadata and tensor infos; weights_dtype may then be "Q4_K"...). Errors:
+ * TP_ERR_INVALID_ARGUMENT (NULL arguments, malformed id), TP_ERR_NOT_FOUND (no such folder or id,
+ * no config.json or weights: says where it looked), TP_ERR_FORMAT (malformed config.json or
+ * safetensors header: names the file and the key or tensor), TP_ERR_UNSUPPORTED (a tensor dtype
+ * tpipe cannot read), TP_ERR_IO, TP_ERR_OUT_OF_MEMORY. Thread-safe. */
 tp_status tp_model_info_get(const char *id_or_path, tp_model_info *info, tp_error *err);
 
 /* ---- end io ---- */
@@ -356,7 +357,12 @@ tp_model_params tp_model_default_params(void);
  * found in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
  * ~/.cache/huggingface/hub). Reads config.json, the safetensors weights,
  * tokenizer.json (+ tokenizer_config.json) and, when present,
- * generation_config.json. params NULL = defaults.
+ * generation_config.json. A Qwen3 or Gemma3 GGUF checkpoint (a .gguf file, or a
+ * folder holding exactly one .gguf and no safetensors) loads too: F32, F16,
+ * BF16, Q8_0, Q4_K and Q6_K weights, hyper-parameters from its metadata, the
+ * tokenizer from tokenizer.json beside it or else from its tokenizer.ggml.*
+ * keys, the chat template from tokenizer.chat_template (docs/gguf.md).
+ * params NULL = defaults.
  * Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments, bad params), TP_ERR_NOT_FOUND
  * (no such folder or id, a required file or tensor missing: named),
  * TP_ERR_FORMAT (a malformed file: names the file and the field or tensor),

@@ -8,8 +8,13 @@
  * Multimodal wrappers (Gemma3ForConditionalGeneration) keep the language
  * model's settings in "text_config": dimensions and model_type are taken from
  * there when present, falling back to the top level.
+ *
+ * A GGUF checkpoint (a .gguf file, or a folder holding exactly one) is
+ * described from its metadata and tensor infos (src/io/gguf.h): the config
+ * llama.cpp's keys map to, every stored tensor counted.
  */
 #include "io/config.h"
+#include "io/gguf.h"
 #include "io/resolve.h"
 #include "io/safetensors.h"
 
@@ -66,12 +71,66 @@ static bool same_shape(const tp_st_tensor *a, const tp_st_tensor *b) {
     return true;
 }
 
+static tp_status gguf_info(const char *path, tp_model_info *info, tp_error *err) {
+    tp_gguf *g = NULL;
+    cJSON *c = NULL;
+    tp_status st = tp_gguf_open(path, &g, err);
+    if (st == TP_OK)
+        st = tp_gguf_hparams_to_config(g, &c, err);
+    if (st != TP_OK) {
+        tp_gguf_close(g);
+        return st;
+    }
+    const cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "architectures"), 0);
+    copy_str(info->architecture, sizeof info->architecture,
+             cJSON_IsString(a0) ? a0->valuestring : "");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(c, "model_type");
+    copy_str(info->model_type, sizeof info->model_type, cJSON_IsString(mt) ? mt->valuestring : "");
+    info->context_length = (int64_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItemCaseSensitive(c, "max_position_embeddings"));
+    info->vocab_size =
+        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "vocab_size"));
+    info->hidden_size =
+        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "hidden_size"));
+    info->n_layers =
+        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "num_hidden_layers"));
+    cJSON_Delete(c);
+    /* dtypes by parameter count; the quantized dtypes follow the plain ones */
+    uint64_t per_dtype[TP_DTYPE_Q6_K + 1] = {0};
+    for (size_t i = 0; i < tp_gguf_tensor_count(g); i++) {
+        const tp_gguf_tensor *t = tp_gguf_tensor_at(g, i);
+        info->weights_bytes += t->n_bytes;
+        info->n_params += t->n_elems;
+        per_dtype[t->dtype] += (uint64_t)t->n_elems;
+    }
+    info->n_tensors = (int64_t)tp_gguf_tensor_count(g);
+    info->n_files = 1;
+    int best = -1;
+    for (int t = 0; t <= TP_DTYPE_Q6_K; t++)
+        if (per_dtype[t] > 0 && (best < 0 || per_dtype[t] > per_dtype[best]))
+            best = t;
+    if (best >= 0) {
+        copy_str(info->weights_dtype, sizeof info->weights_dtype, tp_dtype_name((tp_dtype)best));
+        copy_str(info->dtype, sizeof info->dtype, torch_name((tp_dtype)best));
+    }
+    tp_gguf_close(g);
+    return TP_OK;
+}
+
 tp_status tp_model_info_get(const char *id_or_path, tp_model_info *info, tp_error *err) {
     if (!info)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_model_info_get: info is NULL");
     memset(info, 0, sizeof *info);
     if (!id_or_path)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_model_info_get: id_or_path is NULL");
+    char *gguf = NULL;
+    if (tp_gguf_checkpoint_path(id_or_path, &gguf)) {
+        tp_status gs = gguf_info(gguf, info, err);
+        tp_free(gguf);
+        if (gs != TP_OK)
+            memset(info, 0, sizeof *info);
+        return gs;
+    }
 
     char *dir = NULL, *cfg_path = NULL;
     tp_json_doc doc = {0};

@@ -129,6 +129,18 @@ static void test_case(const char *c, const char *tmp) {
     CHECK_MSG(st == TP_OK, "convert %s: %s", c, err.message);
     if (st)
         return;
+    /* tp_model_info_get describes the GGUF as it describes the folder. */
+    tp_model_info ih, ig;
+    CHECK(tp_model_info_get(dir, &ih, &err) == TP_OK);
+    CHECK_MSG(tp_model_info_get(gg, &ig, &err) == TP_OK, "%s", err.message);
+    CHECK_MSG(!strcmp(ih.architecture, ig.architecture) && !strcmp(ih.model_type, ig.model_type) &&
+                  !strcmp(ih.dtype, ig.dtype) && !strcmp(ih.weights_dtype, ig.weights_dtype) &&
+                  ih.n_params == ig.n_params && ih.context_length == ig.context_length &&
+                  ih.vocab_size == ig.vocab_size && ih.hidden_size == ig.hidden_size &&
+                  ih.n_layers == ig.n_layers && ig.n_files == 1,
+              "%s: info differs: %s/%s %s/%s %s/%s %lld/%lld", c, ih.architecture, ig.architecture,
+              ih.model_type, ig.model_type, ih.dtype, ig.dtype, (long long)ih.n_params,
+              (long long)ig.n_params);
     loaded H, G;
     if (load(dir, &H, &err) || load(gg, &G, &err)) {
         CHECK_MSG(0, "load %s: %s", c, err.message);
