@@ -160,12 +160,14 @@ typedef struct tp_model_info {
 
 /* Fills *info for a local model folder or a Hugging Face id in the local cache
  * (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; nothing is
- * downloaded), or a GGUF checkpoint (a .gguf file, or a folder holding exactly
- * one: from its metadata and tensor infos; weights_dtype may then be "Q4_K"...). Errors:
- * TP_ERR_INVALID_ARGUMENT (NULL arguments, malformed id), TP_ERR_NOT_FOUND (no such folder or id,
- * no config.json or weights: says where it looked), TP_ERR_FORMAT (malformed config.json or
- * safetensors header: names the file and the key or tensor), TP_ERR_UNSUPPORTED (a tensor dtype
- * tpipe cannot read), TP_ERR_IO, TP_ERR_OUT_OF_MEMORY. Thread-safe. */
+ * downloaded), or a GGUF checkpoint (a .gguf file, or a folder holding
+ * exactly one), described from its metadata and tensor infos (weights_dtype
+ * may then be e.g. "Q4_K"). Errors: TP_ERR_INVALID_ARGUMENT (NULL arguments,
+ * malformed id), TP_ERR_NOT_FOUND (no such folder or id, no config.json or
+ * weights: says where it looked), TP_ERR_FORMAT (malformed config.json,
+ * safetensors header or GGUF file: names the file and the key or tensor),
+ * TP_ERR_UNSUPPORTED (a tensor dtype tpipe cannot read), TP_ERR_IO,
+ * TP_ERR_OUT_OF_MEMORY. Thread-safe. */
 tp_status tp_model_info_get(const char *id_or_path, tp_model_info *info, tp_error *err);
 
 /* ---- end io ---- */
