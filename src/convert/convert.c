@@ -312,7 +312,8 @@ static tp_status write_metadata(const char *dir, const tp_json_doc *cfg, const t
         return st;
     if (p->no_tokenizer) {
         rep->tokenizer_skip = tp_strdup("--no-tokenizer given");
-        return TP_OK;
+        return rep->tokenizer_skip ? TP_OK
+                                   : tp_fail(err, TP_ERR_OUT_OF_MEMORY, "convert: out of memory");
     }
     int64_t vocab = 0;
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(cfg->root, "text_config");
@@ -327,7 +328,8 @@ static tp_status write_metadata(const char *dir, const tp_json_doc *cfg, const t
     if (st == TP_ERR_NOT_FOUND) {
         /* a checkpoint without tokenizer files (e.g. the golden test models) */
         rep->tokenizer_skip = tp_strdup(te.message);
-        return TP_OK;
+        return rep->tokenizer_skip ? TP_OK
+                                   : tp_fail(err, TP_ERR_OUT_OF_MEMORY, "convert: out of memory");
     }
     if (st)
         return tp_fail(err, st, "tokenizer: %s (--no-tokenizer converts the weights without it)",
@@ -387,28 +389,26 @@ tp_status tp_convert(const char *dir, const char *out_path, const tp_conv_params
         st = tp_gguf_add_tensor(w, t->info.name, t->info.type, t->info.n_dims, t->info.ne, NULL,
                                 err);
     }
+    /* the report's table before the file: no allocation can fail once it is written */
+    if (st == TP_OK && !(rep.tensors = tp_calloc(c.n, sizeof *rep.tensors)))
+        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "convert: out of memory");
     if (st == TP_OK)
         st = tp_gguf_write(w, out_path, fill_rows, &c, err);
     if (st == TP_OK) {
         rep.arch = tp_gguf_arch_name(arch);
         rep.bytes_in = c.bytes_in;
-        rep.tensors = tp_calloc(c.n, sizeof *rep.tensors);
-        if (!rep.tensors) {
-            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "convert: out of memory");
-        } else {
-            for (size_t i = 0; i < c.n; i++) {
-                rep.tensors[i] = c.t[i].info;
-                c.t[i].info.name = c.t[i].info.hf_name = NULL; /* moved */
-                rep.bytes_out += rep.tensors[i].bytes;
-                rep.n_fallback += rep.tensors[i].reason == TP_CONV_FALLBACK;
-            }
-            rep.n_tensors = c.n;
-            FILE *f = fopen(out_path, "rb");
-            if (f && fseek(f, 0, SEEK_END) == 0)
-                rep.file_bytes = (uint64_t)ftell(f);
-            if (f)
-                fclose(f);
+        for (size_t i = 0; i < c.n; i++) {
+            rep.tensors[i] = c.t[i].info;
+            c.t[i].info.name = c.t[i].info.hf_name = NULL; /* moved */
+            rep.bytes_out += rep.tensors[i].bytes;
+            rep.n_fallback += rep.tensors[i].reason == TP_CONV_FALLBACK;
         }
+        rep.n_tensors = c.n;
+        FILE *f = fopen(out_path, "rb");
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            rep.file_bytes = (uint64_t)ftell(f);
+        if (f)
+            fclose(f);
     }
     for (size_t i = 0; i < c.n; i++) {
         tp_free(c.t[i].info.name);
