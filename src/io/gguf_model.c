@@ -302,6 +302,23 @@ tp_status tp_gguf_hparams_to_config(const tp_gguf *g, cJSON **out, tp_error *err
             goto fail;
         add_id(ids, &n_ids, 16, id);
     }
+    /* Like llama.cpp's vocabulary loader, tokens whose text marks an end of
+     * generation also end it (a llama.cpp-made Qwen3 file states only
+     * <|im_end|> as eos; the HF generation_config also stops on <|endoftext|>). */
+    static const char *const kEog[] = {"<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>",
+                                       "<|eom_id|>", "<|end|>",       "<EOT>"};
+    const tp_gguf_kv *toks = tp_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (toks && toks->type == TP_GGUF_ARRAY && toks->arr_type == TP_GGUF_STRING) {
+        for (uint64_t i = 0; i < toks->n && i < (uint64_t)INT32_MAX; i++) {
+            size_t tl;
+            const char *tt = tp_gguf_arr_str(toks, i, &tl);
+            if (tl < 5 || tl > 13 || tt[0] != '<')
+                continue;
+            for (size_t k = 0; k < sizeof kEog / sizeof kEog[0]; k++)
+                if (tl == strlen(kEog[k]) && !memcmp(tt, kEog[k], tl))
+                    add_id(ids, &n_ids, 16, (int64_t)i);
+        }
+    }
     int64_t bos = -1;
     if ((st = tp_gguf_get_int(g, "tokenizer.ggml.bos_token_id", -1, &bos, err)))
         goto fail;

@@ -69,6 +69,22 @@ int main(void) {
     tp_status st = gguf_conv_ex(hf, gg, TP_DTYPE_COUNT, add_tok, hf, &err);
     CHECK_MSG(st == TP_OK, "convert: %s", st ? err.message : "");
     if (st == TP_OK) {
+        /* End of generation: the HF generation_config's ids (<|im_end|> and
+         * <|endoftext|>), the second one found by its text as llama.cpp does. */
+        tp_gguf *g = NULL;
+        cJSON *cfg = NULL;
+        CHECK(tp_gguf_open(gg, &g, &err) == TP_OK);
+        CHECK(g && tp_gguf_hparams_to_config(g, &cfg, &err) == TP_OK);
+        const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
+        bool im_end = false, eot = false;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, eos) {
+            im_end |= x->valuedouble == 151645;
+            eot |= x->valuedouble == 151643;
+        }
+        CHECK_MSG(im_end && eot && cJSON_GetArraySize(eos) == 2, "eos ids of the GGUF");
+        cJSON_Delete(cfg);
+        tp_gguf_close(g);
         /* Generation defaults differ (no generation_config.json in a GGUF): pin them. */
         const char *opts = "--max-new-tokens 12 --temperature 0";
         const char *in = "Hello world\\nThe capital of France is\\n";
