@@ -17,9 +17,12 @@
 static _Atomic long g_fail_countdown;
 static _Atomic bool g_fail_persistent;
 static _Atomic bool g_fail_hit;
+static _Atomic long g_fail_seen; /* allocations while armed, since the last set */
+static void (*_Atomic g_fail_observer)(long);
 
 void tp_alloc_fail_set(long n, bool persistent) {
     atomic_store(&g_fail_hit, false);
+    atomic_store(&g_fail_seen, 0L);
     atomic_store(&g_fail_persistent, persistent);
     atomic_store(&g_fail_countdown, n > 0 ? n : 0);
 }
@@ -28,10 +31,22 @@ bool tp_alloc_fail_hit(void) {
     return atomic_load(&g_fail_hit);
 }
 
+long tp_alloc_fail_count(void) {
+    return atomic_load(&g_fail_seen);
+}
+
+void tp_alloc_fail_observer(void (*fn)(long i)) {
+    atomic_store(&g_fail_observer, fn);
+}
+
 /* True when this allocation must fail. */
 static bool injected_failure(void) {
     if (atomic_load_explicit(&g_fail_countdown, memory_order_relaxed) == 0)
         return false;
+    long seen = atomic_fetch_add_explicit(&g_fail_seen, 1, memory_order_relaxed) + 1;
+    void (*observe)(long) = atomic_load_explicit(&g_fail_observer, memory_order_relaxed);
+    if (observe)
+        observe(seen);
     long left = atomic_fetch_sub(&g_fail_countdown, 1);
     if (left == 1) { /* this is the n-th */
         if (atomic_load(&g_fail_persistent))
@@ -46,16 +61,30 @@ static bool injected_failure(void) {
     return false;
 }
 
+/* Failed allocations of this thread (injected or real): lets a caller tell a
+ * library's NULL for "out of memory" from its NULL for "bad input" (cJSON). */
+static _Thread_local unsigned long tl_failures;
+
+unsigned long tp_alloc_failures(void) {
+    return tl_failures;
+}
+
+static void *noted(void *p) {
+    if (!p)
+        tl_failures++;
+    return p;
+}
+
 void *tp_malloc(size_t n) {
-    return injected_failure() ? NULL : malloc(n ? n : 1);
+    return noted(injected_failure() ? NULL : malloc(n ? n : 1));
 }
 
 void *tp_calloc(size_t n, size_t size) {
-    return injected_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
+    return noted(injected_failure() ? NULL : calloc(n ? n : 1, size ? size : 1));
 }
 
 void *tp_realloc(void *p, size_t n) {
-    return injected_failure() ? NULL : realloc(p, n ? n : 1);
+    return noted(injected_failure() ? NULL : realloc(p, n ? n : 1));
 }
 
 void tp_free(void *p) {
@@ -82,7 +111,7 @@ void *tp_aligned_alloc(size_t n, size_t size) {
     size_t bytes, rounded;
     if (!tp_mul_size(n, size, &bytes) || !tp_align_up(bytes ? bytes : 1, TP_ALIGN, &rounded))
         return NULL;
-    return injected_failure() ? NULL : aligned_alloc(TP_ALIGN, rounded);
+    return noted(injected_failure() ? NULL : aligned_alloc(TP_ALIGN, rounded));
 }
 
 void *tp_aligned_calloc(size_t n, size_t size) {

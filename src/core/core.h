@@ -133,6 +133,19 @@ void tp_free(void *p);
  * allocation when disarmed. */
 void tp_alloc_fail_set(long n, bool persistent);
 bool tp_alloc_fail_hit(void);
+/* Allocations seen while armed since the last tp_alloc_fail_set (the failing ones
+ * included): arm with a huge n to count what a run allocates. */
+long tp_alloc_fail_count(void);
+/* How many allocations of the calling thread have failed so far (injected or
+ * real). A library call that returns NULL both for bad input and for out of
+ * memory (cJSON_Parse) is an out-of-memory failure when this count moved:
+ *     unsigned long f = tp_alloc_failures(); root = cJSON_Parse(s);
+ *     if (!root && tp_alloc_failures() != f) -> TP_ERR_OUT_OF_MEMORY */
+unsigned long tp_alloc_failures(void);
+/* Tests: fn(i) is called on the allocating thread for the i-th allocation
+ * (i = 1, 2, ... since the last set) while injection is armed; NULL removes it.
+ * test_alloc_fail uses it to find each distinct call stack that allocates. */
+void tp_alloc_fail_observer(void (*fn)(long i));
 
 /* Checked malloc/calloc/realloc for ordinary (unaligned) memory. */
 void *tp_malloc_array(size_t n, size_t size);

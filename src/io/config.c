@@ -41,7 +41,10 @@ tp_status tp_json_parse(const char *text, size_t len, const char *name, tp_json_
     if (!text || !name)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_json_parse: bad arguments");
     const char *end = NULL;
+    unsigned long failures = tp_alloc_failures();
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root && tp_alloc_failures() != failures)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
     size_t at = end ? (size_t)(end - text) : 0;
     if (root) {
         /* only whitespace may follow the value */

@@ -428,7 +428,12 @@ static tp_status parse_file(tp_st_model *m, st_file *f, tp_error *err) {
     memcpy(hdr, f->map + 8, (size_t)hlen);
     hdr[hlen] = '\0';
     const char *end = NULL;
+    unsigned long failures = tp_alloc_failures();
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    if (!root && tp_alloc_failures() != failures) {
+        tp_free(hdr);
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory parsing the header", path);
+    }
     if (!root) {
         size_t at = end ? (size_t)(end - hdr) : 0;
         tp_free(hdr);

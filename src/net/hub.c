@@ -333,11 +333,14 @@ static tp_status index_shards(const hub *h, char ***names, size_t *n, tp_error *
         tp_free(path);
         return s;
     }
+    unsigned long failures = tp_alloc_failures();
     cJSON *root = cJSON_ParseWithLength(text, len);
     tp_free(text);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!root) {
-        s = tp_fail(err, TP_ERR_FORMAT, "%s: not valid JSON", path);
+        s = tp_alloc_failures() != failures
+                ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path)
+                : tp_fail(err, TP_ERR_FORMAT, "%s: not valid JSON", path);
         goto out;
     }
     if (!cJSON_IsObject(wm)) {

@@ -299,7 +299,12 @@ tp_status tp_chat_template_from_strings(const char *config_json, const char *jin
     tp_status st = TP_OK;
     const char *src = jinja;
     if (config_json) {
+        unsigned long failures = tp_alloc_failures();
         cfg = cJSON_Parse(config_json);
+        if (!cfg && tp_alloc_failures() != failures) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", nm);
+            goto done;
+        }
         if (!cfg || !cJSON_IsObject(cfg)) {
             st = tp_fail(err, TP_ERR_FORMAT, "%s: not a JSON object", nm);
             goto done;
@@ -326,11 +331,15 @@ done:
     return TP_OK;
 }
 
-/* Whether a tokenizer_config.json text has a non-null chat_template. */
-static bool config_has_template(const char *cfg) {
+/* Whether a tokenizer_config.json text has a non-null chat_template; false with
+ * *oom set when parsing it ran out of memory. */
+static bool config_has_template(const char *cfg, bool *oom) {
+    *oom = false;
     if (!cfg)
         return false;
+    unsigned long failures = tp_alloc_failures();
     cJSON *j = cJSON_Parse(cfg);
+    *oom = !j && tp_alloc_failures() != failures;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
     bool has = t && !cJSON_IsNull(t);
     cJSON_Delete(j);
@@ -357,7 +366,12 @@ tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **ou
         goto done;
     if (tp_file_exists(jinja_path) && (st = tp_read_file(jinja_path, &jinja, &len, err)))
         goto done;
-    if (!jinja && !config_has_template(cfg)) {
+    bool oom = false;
+    if (!jinja && !config_has_template(cfg, &oom)) {
+        if (oom) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", cfg_path);
+            goto done;
+        }
         /* processor repositories keep it in chat_template.json: {"chat_template": "..."} */
         char *json_path = tp_path_join(model_dir, "chat_template.json");
         char *text = NULL;
@@ -367,10 +381,13 @@ tp_status tp_chat_template_load_dir(const char *model_dir, tp_chat_template **ou
         }
         if (tp_file_exists(json_path) &&
             (st = tp_read_file(json_path, &text, &len, err)) == TP_OK) {
+            unsigned long failures = tp_alloc_failures();
             cJSON *j = cJSON_Parse(text);
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
             if (cJSON_IsString(t))
                 jinja = tp_strdup(t->valuestring);
+            else if (!j && tp_alloc_failures() != failures)
+                st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", json_path);
             else
                 st = tp_fail(err, TP_ERR_FORMAT, "%s: no string \"chat_template\"", json_path);
             cJSON_Delete(j);

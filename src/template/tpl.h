@@ -27,6 +27,7 @@ typedef struct tpl_arena {
     size_t total; /* bytes obtained from malloc so far */
     size_t limit; /* 0 = unlimited; past it allocations fail (reported as too much memory) */
     bool failed;
+    bool oom; /* failed because malloc did (not the limit): TP_ERR_OUT_OF_MEMORY */
 } tpl_arena;
 
 void *tpl_alloc(tpl_arena *a, size_t n); /* 16-byte aligned, uninitialised; NULL on failure */

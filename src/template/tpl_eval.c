@@ -253,7 +253,21 @@ static bool rfail(R *r, int line, const char *fmt, ...) {
     return false;
 }
 
+/* malloc failed (not a template error, not the render's memory limit). */
+static bool rfail_oom(R *r, int line, const char *what) {
+    if (r->failed)
+        return false;
+    r->failed = true;
+    r->st = TP_ERR_OUT_OF_MEMORY;
+    const char *nm = r->t->name;
+    tp_fail(r->err, TP_ERR_OUT_OF_MEMORY, "%s%stemplate line %d: out of memory%s", nm ? nm : "",
+            nm ? ": " : "", line, what);
+    return false;
+}
+
 static bool check_mem(R *r, int line) {
+    if (r->a.failed && !r->failed && r->a.oom)
+        return rfail_oom(r, line, "");
     if (r->a.failed && !r->failed)
         return rfail(r, line, "out of memory (the render exceeded its memory limit)");
     return !r->failed;
@@ -3451,7 +3465,7 @@ static bool out_value(R *r, int line, tv v) {
     else if (v.t != TV_UNDEF && !tpl_str_append(r->out, v))
         return rfail(r, line, "value nested too deeply to print");
     if (r->out->oom)
-        return rfail(r, line, "out of memory while writing the output");
+        return rfail_oom(r, line, " while writing the output");
     if (r->out->len > r->prm.max_output)
         return rfail(r, line, "output larger than the limit (%zu bytes)", r->prm.max_output);
     return true;
@@ -3598,7 +3612,7 @@ static int exec(R *r, frame *f, const tpl_node *n) {
     case N_TEXT:
         tp_buf_append(r->out, n->v.u.s.p, n->v.u.s.n);
         if (r->out->oom)
-            return rfail(r, n->line, "out of memory while writing the output"), X_ERR;
+            return rfail_oom(r, n->line, " while writing the output"), X_ERR;
         if (r->out->len > r->prm.max_output)
             return rfail(r, n->line, "output larger than the limit (%zu bytes)", r->prm.max_output),
                    X_ERR;
@@ -3752,7 +3766,7 @@ tp_status tp_template_render(const tp_template *t, const tp_template_vars *const
     r.out = &buf;
     frame *top = frame_new(&r, NULL);
     int x = top && scope_enter(&r, top, t->root) ? exec(&r, top, t->root) : X_ERR;
-    if (!top)
+    if (!top || (x == X_ERR && !r.failed))
         check_mem(&r, 1);
     tpl_arena_free(&r.a);
     if (x == X_ERR || r.failed) {

@@ -34,6 +34,7 @@ static tpl_chunk *chunk_new(tpl_arena *a, size_t cap) {
     tpl_chunk *c = tp_malloc(sizeof(tpl_chunk) + cap);
     if (!c) {
         a->failed = true;
+        a->oom = true;
         return NULL;
     }
     c->cap = cap;

@@ -262,6 +262,8 @@ static tp_status decode_step(const tp_tokenizer *tok, const tok_decoder *d, slis
                     }
                 } else if (pos <= n) {
                     int rc = pcre2_match(d->pat.re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
+                    if (rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT)
+                        return TP_ERR_OUT_OF_MEMORY;
                     if (rc >= 0) {
                         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
                         ms = ov[0];
@@ -365,7 +367,7 @@ static tp_status decode_impl(const tp_tokenizer *tok, const int32_t *ids, size_t
         }
     }
     if (tok->has_decoder) {
-        md = pcre2_match_data_create(4, NULL);
+        md = tok_match_data_create(4);
         if (!md || (st = decode_chain(tok, &tok->decoder, &a, &b, md))) {
             st = tp_fail(err, md ? st : TP_ERR_OUT_OF_MEMORY, "decoding failed (%s)",
                          tp_status_name(md ? st : TP_ERR_OUT_OF_MEMORY));

@@ -180,7 +180,7 @@ tp_tok_scratch *tp_tok_scratch_create(const tp_tokenizer *tok) {
     if (!S)
         return NULL;
     S->tok = tok;
-    S->md = pcre2_match_data_create(16, NULL);
+    S->md = tok_match_data_create(16);
     if (!S->md) {
         tp_tok_scratch_free(S);
         return NULL;
@@ -375,7 +375,9 @@ static tp_status find_pattern(const tok_pattern *p, pcre2_match_data *md, const 
         int rc = pcre2_match(p->re, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH)
             return TP_ERR_NOT_FOUND;
-        if (rc < 0 && rc != 0)
+        if (rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_HEAPLIMIT)
+            return TP_ERR_OUT_OF_MEMORY;
+        if (rc < 0)
             return TP_ERR_INTERNAL;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         if (ov[1] > ov[0]) {
@@ -465,12 +467,15 @@ static tp_status normalize_one(tp_tok_scratch *S, pcre2_match_data *md, const to
     }
     case TN_REPLACE: {
         size_t i = 0, ms, me;
-        while (find_pattern(&nz->pat, md, src->s, n, i, &ms, &me) == TP_OK) {
+        tp_status fs;
+        while ((fs = find_pattern(&nz->pat, md, src->s, n, i, &ms, &me)) == TP_OK) {
             if (!tstr_copy(dst, src, i, ms) ||
                 !tstr_push(dst, nz->content, nz->content_len, src->os[ms], src->oe[me - 1]))
                 return TP_ERR_OUT_OF_MEMORY;
             i = me;
         }
+        if (fs != TP_ERR_NOT_FOUND)
+            return fs;
         return tstr_copy(dst, src, i, n) ? TP_OK : TP_ERR_OUT_OF_MEMORY;
     }
     case TN_PREPEND:
@@ -492,7 +497,7 @@ tp_status tok_normalize_plain(const tp_tokenizer *tok, const tok_normalizer *nor
     uint32_t *u = NULL;
     size_t ucap = 0;
     nf_ctx cx = {&u, &ucap};
-    pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+    pcre2_match_data *md = tok_match_data_create(16);
     tp_status st = md ? TP_OK : TP_ERR_OUT_OF_MEMORY;
     if (!st && !tstr_reserve(&a, n + 1))
         st = TP_ERR_OUT_OF_MEMORY;

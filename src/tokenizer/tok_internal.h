@@ -113,6 +113,17 @@ typedef enum tok_norm_kind {
     TN_SEQUENCE,
 } tok_norm_kind;
 
+/* PCRE2 allocates through tp_malloc/tp_free (compiled patterns, JIT data,
+ * match data and the interpreter's heap frames), so allocation-failure
+ * injection reaches it too: pass tok_pcre2_cctx() to pcre2_compile and
+ * tok_pcre2_gctx() to pcre2_match_data_create. Both are made on first use
+ * (process-wide, read-only afterwards); NULL only when that first use runs out
+ * of memory (the caller reports TP_ERR_OUT_OF_MEMORY; a later call retries). */
+pcre2_general_context *tok_pcre2_gctx(void);
+pcre2_compile_context *tok_pcre2_cctx(void);
+/* pcre2_match_data_create(n, tok_pcre2_gctx()), NULL on out of memory. */
+pcre2_match_data *tok_match_data_create(uint32_t n);
+
 typedef struct tok_pattern {
     bool is_regex;
     char *literal; /* String pattern */

@@ -15,6 +15,7 @@
 #include "tokenizer/tok_internal.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,8 +319,9 @@ static tp_status js_object(js *s, const char *file, const char *what, member_fn 
     for (;;) {
         key.len = 0;
         if (!js_string(s, &key) || !js_expect(s, ':')) {
-            st = tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON near byte %zu", file, what,
-                         (size_t)(s->p - s->base));
+            st = key.oom ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", file)
+                         : tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON near byte %zu",
+                                   file, what, (size_t)(s->p - s->base));
             goto done;
         }
         js_ws(s);
@@ -360,10 +362,16 @@ static tp_status parse_merges(loader *L, js *s, tp_error *err);
 
 static tp_status add_cjson_member(cJSON *obj, const char *file, const char *key, span v,
                                   tp_error *err) {
+    unsigned long failures = tp_alloc_failures();
     cJSON *item = cJSON_ParseWithLength(v.p, v.n);
+    if (!item && tp_alloc_failures() != failures)
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: %s: out of memory", file, key);
     if (!item)
         return tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON", file, key);
-    cJSON_AddItemToObject(obj, key, item);
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: %s: out of memory", file, key);
+    }
     return TP_OK;
 }
 
@@ -461,6 +469,57 @@ static bool jbool(const cJSON *o, const char *key, bool def) {
     return def;
 }
 
+/* ------------------------------------------------------------------------ */
+/* PCRE2 memory (see tok_internal.h)                                         */
+
+static void *pcre2_tp_malloc(PCRE2_SIZE n, void *user) {
+    (void)user;
+    return tp_malloc(n);
+}
+
+static void pcre2_tp_free(void *p, void *user) {
+    (void)user;
+    tp_free(p);
+}
+
+static _Atomic(pcre2_general_context *) g_pcre2_gctx;
+static _Atomic(pcre2_compile_context *) g_pcre2_cctx;
+
+pcre2_general_context *tok_pcre2_gctx(void) {
+    pcre2_general_context *g = atomic_load(&g_pcre2_gctx);
+    if (g)
+        return g;
+    g = pcre2_general_context_create(pcre2_tp_malloc, pcre2_tp_free, NULL);
+    if (!g)
+        return NULL;
+    pcre2_general_context *seen = NULL;
+    if (!atomic_compare_exchange_strong(&g_pcre2_gctx, &seen, g)) { /* another thread won */
+        pcre2_general_context_free(g);
+        g = seen;
+    }
+    return g;
+}
+
+pcre2_compile_context *tok_pcre2_cctx(void) {
+    pcre2_compile_context *c = atomic_load(&g_pcre2_cctx);
+    if (c)
+        return c;
+    pcre2_general_context *g = tok_pcre2_gctx();
+    if (!g || !(c = pcre2_compile_context_create(g)))
+        return NULL;
+    pcre2_compile_context *seen = NULL;
+    if (!atomic_compare_exchange_strong(&g_pcre2_cctx, &seen, c)) {
+        pcre2_compile_context_free(c);
+        c = seen;
+    }
+    return c;
+}
+
+pcre2_match_data *tok_match_data_create(uint32_t n) {
+    pcre2_general_context *g = tok_pcre2_gctx();
+    return g ? pcre2_match_data_create(n, g) : NULL;
+}
+
 static tp_status compile_pattern(const char *file, const char *where, const cJSON *pat,
                                  tok_pattern *out, tp_error *err) {
     const char *s;
@@ -479,8 +538,14 @@ static tp_status compile_pattern(const char *file, const char *where, const cJSO
         out->regex = tp_strdup(s);
         if (!out->regex)
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        pcre2_compile_context *cc = tok_pcre2_cctx();
+        if (!cc)
+            return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
         out->re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
-                                &eo, NULL);
+                                &eo, cc);
+        if (!out->re && ec == PCRE2_ERROR_HEAP_FAILED)
+            return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: %s: out of memory compiling the regex",
+                           file, where);
         if (!out->re) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(ec, msg, sizeof msg);
@@ -496,9 +561,10 @@ static tp_status compile_pattern(const char *file, const char *where, const cJSO
 
 static tp_status compile_regex_str(const char *re, tok_pattern *out, tp_error *err) {
     cJSON *o = cJSON_CreateObject();
-    if (!o)
+    if (!o || !cJSON_AddStringToObject(o, "Regex", re)) {
+        cJSON_Delete(o);
         return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
-    cJSON_AddStringToObject(o, "Regex", re);
+    }
     tp_status st = compile_pattern("(built-in)", "regex", o, out, err);
     cJSON_Delete(o);
     return st;
@@ -1128,7 +1194,8 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
             int64_t id;
             key.len = 0;
             if (!js_string(&s, &key) || !js_expect(&s, ':') || !js_int(&s, &id)) {
-                st = tp_fail(err, TP_ERR_FORMAT,
+                st = key.oom ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file)
+                             : tp_fail(err, TP_ERR_FORMAT,
                              "%s: model.vocab: malformed entry %zu (expected \"token\": id)",
                              L->file, n);
                 goto done;
@@ -1292,7 +1359,11 @@ static tp_status parse_merges(loader *L, js *scan, tp_error *err) {
                 }
             }
         }
-        if (!ok || a.oom || b.oom) {
+        if (a.oom || b.oom) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+            goto done;
+        }
+        if (!ok) {
             st =
                 tp_fail(err, TP_ERR_FORMAT,
                         "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", L->file, rank);
@@ -1395,8 +1466,14 @@ static tp_status load_special_map(tp_tokenizer *tok, const char *dir, tp_error *
             tp_free(path);
             return st;
         }
+        unsigned long failures = tp_alloc_failures();
         cJSON *m = cJSON_ParseWithLength(data, len);
         tp_free(data);
+        if (!m && tp_alloc_failures() != failures) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+            tp_free(path);
+            return st;
+        }
         if (!cJSON_IsObject(m)) {
             cJSON_Delete(m);
             st = tp_fail(err, TP_ERR_FORMAT, "%s: malformed JSON (expected an object)", path);
@@ -1428,7 +1505,12 @@ static tp_status load_config(tp_tokenizer *tok, const char *dir, tp_error *err) 
     if (tp_file_exists(path)) {
         if ((st = tp_read_file(path, &data, &len, err)))
             goto done;
+        unsigned long failures = tp_alloc_failures();
         cfg = cJSON_ParseWithLength(data, len);
+        if (!cfg && tp_alloc_failures() != failures) {
+            st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+            goto done;
+        }
         if (!cfg || !cJSON_IsObject(cfg)) {
             const char *e = cJSON_GetErrorPtr();
             st = tp_fail(err, TP_ERR_FORMAT, "%s: malformed JSON near byte %zu", path,
@@ -1845,6 +1927,10 @@ tp_status tp_tok_load(const char *dir, tp_tokenizer **out, tp_error *err) {
         goto done;
     }
     tok->dir = tp_strdup(dir);
+    if (!tok->dir) {
+        st = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
     tp_tok_special_token *sp[] = {&tok->info.bos, &tok->info.eos,  &tok->info.pad, &tok->info.cls,
                                   &tok->info.sep, &tok->info.mask, &tok->info.unk};
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
