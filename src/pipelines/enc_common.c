@@ -4,6 +4,7 @@
 #include "pipelines/enc_common.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,21 @@ void tp_enc_item_error(tp_error *e, long item, tp_status st, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+}
+
+_Static_assert(offsetof(tp_fill_mask_result, error) == 0 &&
+                   offsetof(tp_sentiment_result, error) == 0 &&
+                   offsetof(tp_zero_shot_result, error) == 0,
+               "tp_batch_fail_all needs the error first");
+
+void tp_batch_fail_all(void *out, size_t n, size_t size, tp_status st, const tp_error *err) {
+    for (size_t i = 0; out && i < n; i++) {
+        char *r = (char *)out + i * size;
+        memset(r, 0, size);
+        tp_enc_item_error((tp_error *)r, (long)i, st, "the batch failed (%s)%s%s",
+                          tp_status_name(st), err && err->message[0] ? ": " : "",
+                          err ? err->message : "");
+    }
 }
 
 tp_encoder_input_params tp_enc_default_input(void) {

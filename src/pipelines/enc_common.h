@@ -9,6 +9,12 @@
 #include "batch/encoder_run.h"
 #include "pipelines/model_internal.h"
 
+/* A batch call that fails after it started (out of memory): every one of the n
+ * results of `size` bytes at out (each starting with its tp_error) is left empty
+ * and carries the call's status, with item = i and err's message when err is not
+ * NULL, so no result claims success. The caller frees the results first. */
+void tp_batch_fail_all(void *out, size_t n, size_t size, tp_status st, const tp_error *err);
+
 /* Records an item's failure in its result's tp_error. */
 void tp_enc_item_error(tp_error *e, long item, tp_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -134,8 +134,10 @@ static tp_status sentiment_run(tp_model *m, const char *const *texts, size_t n, 
     s = tp_enc_run_model(m, pool, reqs, n, true, sc_emit, &c, err);
 done:
     tp_model_unlock(m);
-    if (s != TP_OK && out)
+    if (s != TP_OK && out) {
         tp_sentiment_result_free_all(out, n);
+        tp_batch_fail_all(out, n, sizeof *out, s, err);
+    }
     for (size_t i = 0; encs && i < n; i++)
         tp_encoding_free(&encs[i]);
     tp_free(encs);

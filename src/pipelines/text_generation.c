@@ -12,6 +12,7 @@
  * streamed plus the held-back tail, so a stream always concatenates to it.
  */
 #include "batch/generate.h"
+#include "pipelines/enc_common.h" /* tp_batch_fail_all */
 #include "pipelines/model_internal.h"
 #include "io/gguf.h"
 #include "template/template.h"
@@ -19,7 +20,10 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+
+_Static_assert(offsetof(tp_gen_result, error) == 0, "tp_batch_fail_all needs the error first");
 
 #define DEFAULT_MAX_NEW_TOKENS 256
 #define MAX_EOS 16
@@ -143,6 +147,11 @@ tp_status tp_textgen_init(tp_model *m, tp_error *err) {
     g->chat_status = m->gguf && tp_gguf_find_kv(m->gguf, "tokenizer.chat_template")
                          ? tp_gguf_chat_template(m->gguf, &g->chat, &ce)
                          : tp_chat_template_load(m->dir, &g->chat, &ce);
+    if (g->chat_status == TP_ERR_OUT_OF_MEMORY) { /* not a property of the model: fail the load */
+        if (err)
+            *err = ce;
+        return TP_ERR_OUT_OF_MEMORY;
+    }
     if (g->chat_status != TP_OK) {
         g->chat = NULL;
         snprintf(g->chat_error, sizeof g->chat_error, "%s", ce.message);
@@ -284,6 +293,7 @@ typedef struct item_state {
     size_t max_stop_len;
     bool stopped; /* a stop string was found */
     bool cancelled;
+    bool oom; /* decoding its text ran out of memory: the item fails */
 } item_state;
 
 typedef struct run_ctx {
@@ -325,9 +335,11 @@ static tp_gen_action on_token(void *user, size_t item, int32_t tok) {
     tp_error e;
     /* An id the tokenizer does not know (a padded vocabulary row) decodes to
      * nothing, as Hugging Face's decode skips it. */
-    (void)tp_tok_stream_step(st->stream, tok, &st->text, &e);
-    if (st->text.oom)
+    if (tp_tok_stream_step(st->stream, tok, &st->text, &e) == TP_ERR_OUT_OF_MEMORY ||
+        st->text.oom) {
+        st->oom = true;
         return TP_GEN_CANCEL;
+    }
     if (st->n_stop && st->text.len > old) {
         size_t from = old >= st->max_stop_len ? old - st->max_stop_len + 1 : 0;
         size_t best = SIZE_MAX;
@@ -366,10 +378,13 @@ static void on_finish(void *user, size_t item, const tp_gen_output *out) {
             st->text.data[st->emitted] = '\0';
         return;
     }
-    if (!st->stopped) {
+    if (!st->stopped && !st->oom) {
         tp_error e;
-        (void)tp_tok_stream_flush(st->stream, &st->text, &e);
+        if (tp_tok_stream_flush(st->stream, &st->text, &e) == TP_ERR_OUT_OF_MEMORY)
+            st->oom = true;
     }
+    if (st->oom)
+        return;
     (void)emit(c, item, st, st->text.len);
 }
 
@@ -643,6 +658,10 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
             continue;
         }
         item_state *s = &states[i];
+        if (s->oom) {
+            set_item_error(r, i, TP_ERR_OUT_OF_MEMORY, "out of memory decoding the text");
+            continue;
+        }
         r->text = tp_buf_take(&s->text);
         r->completion_tokens = (size_t)o->n_tokens;
         r->tokens = tp_malloc_array((size_t)o->n_tokens, sizeof(int32_t));
@@ -683,8 +702,10 @@ done:
         if (stops)
             tp_free(stops[i]);
     }
-    if (st != TP_OK)
+    if (st != TP_OK) {
         tp_gen_result_free_all(out, n);
+        tp_batch_fail_all(out, n, sizeof *out, st, err);
+    }
     tp_tok_scratch_free(ts);
     tp_free(items);
     tp_free(outs);

@@ -244,8 +244,10 @@ static tp_status zero_shot_run(tp_model *m, const char *const *texts, size_t n,
     }
 done:
     tp_model_unlock(m);
-    if (s != TP_OK)
+    if (s != TP_OK) {
         tp_zero_shot_result_free_all(out, n);
+        tp_batch_fail_all(out, n, sizeof *out, s, err);
+    }
     for (size_t k = 0; k < n_pairs; k++) {
         if (encs_ok)
             tp_encoding_free(&encs[k]);
@@ -296,7 +298,10 @@ tp_status tp_zero_shot_predict_batch(tp_model *model, const char *const *texts, 
     if (!per || !cnt) {
         tp_free(per);
         tp_free(cnt);
-        return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "zero-shot: out of memory");
+        tp_status s = tp_fail(err, TP_ERR_OUT_OF_MEMORY, "zero-shot: out of memory");
+        if (n && out)
+            tp_batch_fail_all(out, n, sizeof *out, s, err);
+        return s;
     }
     for (size_t i = 0; i < n; i++) {
         per[i] = labels;

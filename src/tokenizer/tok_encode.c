@@ -985,8 +985,17 @@ static tp_status bpe_word_core(tp_tok_scratch *S, size_t a, size_t b, tp_error *
         S->cache = tp_calloc(CACHE_SLOTS, sizeof *S->cache); /* gen 0: all empty */
         S->ckeys = tp_malloc(CACHE_KEY_POOL);
         S->cvals = tp_malloc(CACHE_VAL_POOL * sizeof(uint32_t));
-        if (!S->cache || !S->ckeys || !S->cvals)
+        if (!S->cache || !S->ckeys || !S->cvals) {
+            /* all or nothing: a cache without its pools (or never cleared, so
+             * every slot looks taken) would be probed forever next time */
+            tp_free(S->cache);
+            tp_free(S->ckeys);
+            tp_free(S->cvals);
+            S->cache = NULL;
+            S->ckeys = NULL;
+            S->cvals = NULL;
             return tp_fail(err, TP_ERR_OUT_OF_MEMORY, "out of memory");
+        }
         cache_clear(S);
     }
     if (n <= CACHE_MAX_WORD && S->cache && !S->cache_off) {

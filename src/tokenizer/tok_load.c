@@ -320,8 +320,8 @@ static tp_status js_object(js *s, const char *file, const char *what, member_fn 
         key.len = 0;
         if (!js_string(s, &key) || !js_expect(s, ':')) {
             st = key.oom ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", file)
-                         : tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON near byte %zu",
-                                   file, what, (size_t)(s->p - s->base));
+                         : tp_fail(err, TP_ERR_FORMAT, "%s: %s: malformed JSON near byte %zu", file,
+                                   what, (size_t)(s->p - s->base));
             goto done;
         }
         js_ws(s);
@@ -1194,10 +1194,11 @@ static tp_status parse_vocab(loader *L, js *sp, tp_error *err) {
             int64_t id;
             key.len = 0;
             if (!js_string(&s, &key) || !js_expect(&s, ':') || !js_int(&s, &id)) {
-                st = key.oom ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file)
-                             : tp_fail(err, TP_ERR_FORMAT,
-                             "%s: model.vocab: malformed entry %zu (expected \"token\": id)",
-                             L->file, n);
+                st = key.oom
+                         ? tp_fail(err, TP_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file)
+                         : tp_fail(err, TP_ERR_FORMAT,
+                                   "%s: model.vocab: malformed entry %zu (expected \"token\": id)",
+                                   L->file, n);
                 goto done;
             }
             if (id < 0 || id >= TOK_MAX_IDS) {
