@@ -18,6 +18,7 @@
 #include "template/template.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -219,6 +220,10 @@ void tp_gen_result_free_all(tp_gen_result *r, size_t n) {
 
 /* Checks the set fields of o; returns a message or NULL. */
 static const char *options_invalid(const tp_gen_options *o) {
+    /* NaN compares false with everything, so "< 0 = unset" would take it as
+     * unset: reject it instead (HF raises on a non-float temperature). */
+    if (isnan(o->temperature) || isnan(o->top_p) || isnan(o->min_p) || isnan(o->repetition_penalty))
+        return "temperature, top_p, min_p and repetition_penalty must not be NaN";
     if (o->temperature >= 0 && !(o->temperature < 1e30f))
         return "temperature must be a finite number >= 0";
     if (o->top_p >= 0 && !(o->top_p > 0 && o->top_p <= 1))
