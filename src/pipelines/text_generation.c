@@ -490,6 +490,9 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
         return TP_OK;
     if (!out || (!prompts && !convs))
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "generate: NULL inputs or results");
+    /* results are empty (freeable) whatever happens next, bad settings included */
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof out[i]);
     tp_generate_params params = params_in ? *params_in : tp_generate_default_params();
     const char *bad = options_invalid(&params.options);
     if (bad)
@@ -497,8 +500,6 @@ static tp_status run(tp_model *m, size_t n, const char *const *prompts,
     if (params.enable_thinking < -1 || params.enable_thinking > 1 || params.max_batch < 0)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT,
                        "generate: enable_thinking must be -1, 0 or 1 and max_batch >= 0");
-    for (size_t i = 0; i < n; i++)
-        memset(&out[i], 0, sizeof out[i]);
 
     const struct tp_textgen *g = m->gen;
     const int64_t ctx = m->net->max_positions;
@@ -738,8 +739,8 @@ tp_status tp_completion(tp_model *model, const char *prompt, const tp_generate_p
                         tp_gen_result *out, tp_generate_stats *stats, tp_error *err) {
     if (!out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_completion: out is NULL");
+    memset(out, 0, sizeof *out); /* empty after any error, as tpipe.h promises */
     if (!prompt) {
-        memset(out, 0, sizeof *out);
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_completion: prompt is NULL");
     }
     tp_status st = run(model, 1, &prompt, NULL, params, NULL, out, stats, err);
@@ -759,6 +760,7 @@ tp_status tp_chat(tp_model *model, const tp_chat_message *messages, size_t n_mes
                   tp_error *err) {
     if (!out)
         return tp_fail(err, TP_ERR_INVALID_ARGUMENT, "tp_chat: out is NULL");
+    memset(out, 0, sizeof *out);
     tp_chat_conversation c = {.messages = messages, .n_messages = n_messages, .json = NULL};
     tp_status st = run(model, 1, NULL, &c, params, NULL, out, stats, err);
     return single(st, out, err);
