@@ -412,6 +412,49 @@ static void test_kquants(const char *build) {
     }
 }
 
+/* Every allocation of a conversion failing in turn: each gives
+ * TP_ERR_OUT_OF_MEMORY (or succeeds when the failure hit nothing), never a
+ * crash or leak (ASan), and never leaves the output file or its .tmp. */
+static void test_alloc_failures(void) {
+    const char *d = tp_test_shared_or_data("golden/qwen3_tied");
+    if (!d) {
+        printf("SKIP: golden/qwen3_tied not found\n");
+        return;
+    }
+    char dir[1024], out[512], tmp[600];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(out, sizeof out, "%s", tmp_path("oom.gguf"));
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    tp_pool *pool = tp_pool_create(2, NULL);
+    long oom = 0;
+    for (long n = 1; n < 5000; n++) {
+        tp_conv_params p = tp_conv_default_params();
+        p.type = TP_CONV_Q8_0;
+        p.pool = pool;
+        tp_conv_report rep;
+        tp_error err;
+        tp_alloc_fail_set(n, false);
+        tp_status st = tp_convert(dir, out, &p, &rep, &err);
+        bool hit = tp_alloc_fail_hit();
+        tp_alloc_fail_set(0, false);
+        if (!hit) {
+            CHECK_MSG(st == TP_OK, "n=%ld: %s", n, err.message);
+            tp_conv_report_free(&rep);
+            break;
+        }
+        CHECK_MSG(st == TP_ERR_OUT_OF_MEMORY, "allocation %ld failing gives %s: %s", n,
+                  tp_status_name(st), err.message);
+        CHECK_MSG(!tp_file_exists(out) && !tp_file_exists(tmp), "allocation %ld: file left", n);
+        if (st == TP_OK)
+            tp_conv_report_free(&rep);
+        oom++;
+    }
+    printf("allocation failures: %ld allocations of a q8_0 conversion failed in turn\n", oom);
+    CHECK(oom > 10);
+    tp_pool_destroy(pool);
+    remove(out);
+}
+
 static void test_errors(void) {
     const char *d = tp_test_shared_or_data("golden/qwen3_tied");
     const char *mb = NULL;
@@ -730,6 +773,7 @@ int main(int argc, char **argv) {
     test_golden("gemma3_pattern_linear_rope", "gemma3");
     test_golden("gemma3_layer_types_softcap", "gemma3");
     test_errors();
+    test_alloc_failures();
     const char *build = getenv("TPIPE_BUILD");
     char mk[1024];
     snprintf(mk, sizeof mk, "%s/tp_mkmodel", build ? build : ".");
