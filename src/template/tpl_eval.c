@@ -2525,7 +2525,7 @@ static bool filter_select(R *r, frame *f, const tpl_node *fn, int fid, tv v, con
         ai++;
     }
     args_t ta = {0};
-    ta.pos = a->pos + ai;
+    ta.pos = a->pos ? a->pos + ai : NULL; /* no arguments: NULL (NULL + 0 is undefined) */
     ta.npos = a->npos > ai ? a->npos - ai : 0;
     vlist l = {0};
     for (size_t i = 0; i < n; i++) {
