@@ -762,12 +762,19 @@ static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
         size_t st = i++;
         while (i < n && strchr("-+ #0", s[i]))
             i++;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
+        /* width and precision are bounded like center()'s width: a template must
+         * not make one conversion allocate gigabytes (found by fuzz_template) */
+        uint64_t width = 0, prec = 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            width = width > 100000 ? width : width * 10 + (uint64_t)(s[i] - '0');
         if (i < n && s[i] == '.') {
             i++;
-            while (i < n && s[i] >= '0' && s[i] <= '9')
-                i++;
+            for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+                prec = prec > 100000 ? prec : prec * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (width > 100000 || prec > 100000) {
+            tp_buf_free(&b);
+            return rfail(r, line, "width or precision too large in '%%' formatting");
         }
         if (i >= n || i - st > 20) {
             tp_buf_free(&b);
