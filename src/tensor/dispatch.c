@@ -311,8 +311,16 @@ void tp_matmul(tp_pool *pool, const tp_linear *l, const float *x, size_t ldx, fl
     nb = nb < 24 ? 24 : nb > GEMM_NB ? GEMM_NB : nb;
     c.mb = m < mb ? m : mb;
     /* decode-shaped calls stream W once: longer column blocks mean fewer cold
-     * starts of the weight prefetch (each task begins on a fresh stream) */
-    c.nb = m <= 4 ? 4 * GEMM_NB : nb;
+     * starts of the weight prefetch (each task begins on a fresh stream), but
+     * never fewer tasks than threads (a 1024-wide projection in 512-column
+     * blocks left 14 of 16 cores idle). Column blocks never change bits. */
+    if (m <= 4) {
+        size_t threads = pool ? (size_t)tp_pool_size(pool) : 1;
+        nb = 4 * GEMM_NB;
+        while (nb > 32 && (c.n + nb - 1) / nb < threads)
+            nb /= 2;
+    }
+    c.nb = nb;
     c.n_mblocks = (m + c.mb - 1) / c.mb;
     c.n_nblocks = (c.n + c.nb - 1) / c.nb;
     /* a band of x rows of about 1 MiB */
