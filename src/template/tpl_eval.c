@@ -821,7 +821,18 @@ static bool percent_format(R *r, int line, tv fmt, tv args, tv *out) {
                 return rfail(r, line, "%%%c format: a number is required, not %s value", conv,
                              type_label(v));
             }
+            /* Python raises for NaN/inf; finite floats past 64 bits would need
+             * big ints (a cast would be undefined behaviour): an error here */
+            if (v.t == TV_FLOAT && !(v.u.f >= -0x1p63 && v.u.f < 0x1p63)) {
+                tp_buf_free(&b);
+                return rfail(r, line, "%%%c format: cannot convert float %g to an integer", conv,
+                             v.u.f);
+            }
             long long x = v.t == TV_FLOAT ? (long long)v.u.f : (long long)as_int(v);
+            if (conv == 'c' && (x < 0 || x > 0x10FFFF)) {
+                tp_buf_free(&b);
+                return rfail(r, line, "%%c arg not in range(0x110000)");
+            }
             if (conv == 'c') {
                 char enc[4];
                 tp_buf_append(&b, enc, (size_t)tp_utf8_encode((uint32_t)x, enc));

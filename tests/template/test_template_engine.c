@@ -119,6 +119,12 @@ static void test_errors(void) {
     expect_error("{{ '%(a)s' % {'a': 1} }}", NULL, "formatting");
     expect_error("{{ '%s %s' % (1,) }}", NULL, "not enough arguments");
     expect_error("{{ '%d' % 'x' }}", NULL, "number is required");
+    /* floats past 64 bits (Python would print a big int; NaN/inf raise there too) */
+    expect_error("{{ '%d' % 1e300 }}", NULL, "cannot convert float");
+    expect_error("{{ '%x' % -1e19 }}", NULL, "cannot convert float");
+    expect_output("{{ '%d' % -2.9 }}", NULL, "-2");
+    expect_error("{{ '%c' % 1114112 }}", NULL, "not in range(0x110000)");
+    expect_error("{{ '%c' % -1 }}", NULL, "not in range(0x110000)");
     expect_error("{% include 'x' %}", NULL, "'include'");
     expect_error("{% call x %}{% endcall %}", NULL, "macro call");
     expect_error("{% do x %}", NULL, "'do'");
