@@ -20,6 +20,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_JOBS ?= 1
 FUZZ_TARGETS ?=
 FUZZ_CI_SECONDS ?= 45
+FUZZ_CI_SEED ?= 1
 
 .PHONY: all deps build check check-asan check-tsan fuzz-build fuzz fuzz-ci format format-check test demo bench install clean
 
@@ -59,7 +60,7 @@ fuzz: deps fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 fuzz-ci: fuzz-build
-	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CI_SECONDS) 2
+	FUZZ_SEED=$(FUZZ_CI_SEED) scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CI_SECONDS) 2
 
 # generated tables (tests/template/*_cases.h, written by gen_engine_cases.py) are not formatted
 FORMAT_FILES = $(filter-out %_cases.h,$(shell git ls-files '*.c' '*.h' 2>/dev/null))

@@ -52,7 +52,11 @@ run_one() {
     [ -d "$ROOT/fuzz/corpus/$t" ] && seeds=("$ROOT/fuzz/corpus/$t")
     [ -d "$ROOT/fuzz/regressions/$t" ] && seeds+=("$ROOT/fuzz/regressions/$t")
     [ -f "$ROOT/fuzz/dict/$t.dict" ] && dict=("-dict=$ROOT/fuzz/dict/$t.dict")
-    nice -n "${FUZZ_NICE:-10}" "$bin" -max_total_time="$SECONDS_PER" -timeout="$TIMEOUT_PER_INPUT" \
+    # FUZZ_SEED (set by make fuzz-ci): a fixed mutation sequence, so CI explores the
+    # same inputs every run and goes red for a change, not for the luck of the draw;
+    # make fuzz keeps libFuzzer's random seed to find new bugs
+    nice -n "${FUZZ_NICE:-10}" "$bin" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
+        -max_total_time="$SECONDS_PER" -timeout="$TIMEOUT_PER_INPUT" \
         -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$RSS_MB" -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/" "${dict[@]}" "$work/corpus" "${seeds[@]}" \
         >"$work/log" 2>&1

@@ -275,7 +275,9 @@ static bool hparams_valid(const tp_dec_hparams *hp, const char *path, tp_error *
                 (long long)hp->head_dim);
         return false;
     }
+    /* each factor is bounded before the product, which then cannot overflow */
     if (hp->vocab > INT32_MAX || hp->max_pos > INT32_MAX || hp->hidden > (1 << 20) ||
+        hp->n_heads > (1 << 20) || hp->head_dim > (1 << 20) ||
         hp->n_heads * hp->head_dim > (1 << 20) || hp->inter > (1 << 24) || hp->n_layers > 4096) {
         tp_fail(err, TP_ERR_UNSUPPORTED, "%s: model dimensions are out of the supported range",
                 path);
